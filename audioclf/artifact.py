@@ -1,0 +1,217 @@
+"""The model artifact: one joblib file that describes itself, and a digest beside it.
+
+Written by ``train``, read by ``train.evaluate``, ``stream`` and the CLI. A pickle runs code
+when it is loaded, so :func:`load_model` reads the file's bytes once, checks them against the
+digest file (SHA-256, or HMAC-SHA256 when ``AUDIOCLF_MODEL_KEY`` is set) and only then unpickles
+those same bytes.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import hmac
+import io
+import os
+import platform
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from features import FeatureConfig, FeatureConfigError, feature_names
+
+FORMAT = "audioclf-model"
+FORMAT_VERSION = 1
+KEY_ENV = "AUDIOCLF_MODEL_KEY"
+ALLOW_SKLEARN_ENV = "AUDIOCLF_ALLOW_SKLEARN_MISMATCH"
+
+
+class ArtifactError(ValueError):
+    """A model file that cannot (or must not) be used; the message names the file."""
+
+
+@dataclass
+class ModelArtifact:
+    """Everything serving needs, and everything a reader wants to know about a model."""
+
+    estimator: object
+    feature_config: FeatureConfig
+    task: str  # "classify" | "regress"
+    labels: list | None = None  # class names, in the estimator's column order
+    target_name: str | None = None
+    target_unit: str | None = None
+    baseline: dict = field(default_factory=dict)  # see features.baseline.build_baseline
+    metrics: dict = field(default_factory=dict)
+    search: list = field(default_factory=list)  # tried settings and scores
+    data_fingerprint: str = ""
+    name: str = "model"
+    created: str = ""
+    versions: dict = field(default_factory=dict)
+    path: str | None = None  # where it was loaded from (not stored)
+    digest: str = ""  # the verified file digest (not stored)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return feature_names(self.feature_config)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.task == "classify"
+
+    def to_payload(self) -> dict:
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION,
+            "estimator": self.estimator, "feature_config": self.feature_config.to_dict(),
+            "feature_names": self.feature_names, "task": self.task,
+            "labels": list(self.labels) if self.labels is not None else None,
+            "target_name": self.target_name, "target_unit": self.target_unit,
+            "baseline": self.baseline, "metrics": self.metrics, "search": self.search,
+            "data_fingerprint": self.data_fingerprint, "name": self.name,
+            "created": self.created or _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "versions": self.versions or library_versions(),
+        }
+
+
+def library_versions() -> dict:
+    import joblib
+    import scipy
+    import sklearn
+
+    from audioclf import __version__
+
+    return {"audioclf": __version__, "python": platform.python_version(),
+            "numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__,
+            "joblib": joblib.__version__}
+
+
+# ---------------------------------------------------------------------------- digests
+def _sidecars(path: str) -> tuple[str, str]:
+    return path + ".sha256", path + ".hmac"
+
+
+def _key() -> bytes | None:
+    key = os.environ.get(KEY_ENV)
+    return key.encode() if key else None
+
+
+def file_digest(data: bytes, key: bytes | None = None) -> str:
+    if key:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_model(artifact: ModelArtifact, path) -> str:
+    """Write ``path`` (joblib, compressed) and its digest file; returns the digest."""
+    import joblib
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    buf = io.BytesIO()
+    joblib.dump(artifact.to_payload(), buf, compress=3)
+    data = buf.getvalue()
+    key = _key()
+    digest = file_digest(data, key)
+    sha_path, hmac_path = _sidecars(path)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    keep, drop = (hmac_path, sha_path) if key else (sha_path, hmac_path)
+    with open(keep, "w") as fh:  # sha256sum's format, so `sha256sum -c` checks it too
+        fh.write(f"{digest}  {os.path.basename(path)}\n")
+    if os.path.exists(drop):
+        os.remove(drop)
+    artifact.path, artifact.digest = path, digest
+    return digest
+
+
+def _expected_digest(path: str) -> tuple[str, bool]:
+    sha_path, hmac_path = _sidecars(path)
+    key = _key()
+    if key:
+        if not os.path.exists(hmac_path):
+            raise ArtifactError(f"{path}: {KEY_ENV} is set but there is no HMAC file "
+                                f"{os.path.basename(hmac_path)} beside it; refusing to load")
+        return _read_sidecar(hmac_path), True
+    if os.path.exists(hmac_path) and not os.path.exists(sha_path):
+        raise ArtifactError(f"{path}: signed with a key (HMAC); set {KEY_ENV} to load it")
+    if not os.path.exists(sha_path):
+        raise ArtifactError(f"{path}: no digest file {os.path.basename(sha_path)} beside it; "
+                            "refusing to unpickle an unchecked model")
+    return _read_sidecar(sha_path), False
+
+
+def _read_sidecar(p: str) -> str:
+    with open(p) as fh:
+        text = fh.read().split()
+    if not text or len(text[0]) != 64:
+        raise ArtifactError(f"{p}: not a digest file")
+    return text[0].lower()
+
+
+def verify_model_file(path) -> tuple[bytes, str]:
+    """Read the file and check it against its digest file; returns (bytes, digest)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ArtifactError(f"{path}: no such model file")
+    expected, keyed = _expected_digest(path)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    actual = file_digest(data, _key() if keyed else None)
+    if not hmac.compare_digest(actual, expected):
+        kind = "HMAC" if keyed else "SHA-256"
+        raise ArtifactError(f"{path}: {kind} mismatch (file changed after it was written, or "
+                            "the wrong key); refusing to unpickle it")
+    return data, actual
+
+
+def load_model(path) -> ModelArtifact:
+    """Verify, unpickle and validate a model artifact."""
+    import joblib
+
+    path = os.fspath(path)
+    data, digest = verify_model_file(path)
+    with warnings.catch_warnings():
+        # sklearn's InconsistentVersionWarning is replaced by the policy in _check_sklearn
+        warnings.simplefilter("ignore")
+        try:
+            payload = joblib.load(io.BytesIO(data))
+        except Exception as exc:  # noqa: BLE001 -- an unreadable pickle is a user-facing problem
+            raise ArtifactError(f"{path}: cannot be unpickled ({type(exc).__name__}: {exc})"
+                                ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ArtifactError(f"{path}: not an audioclf model artifact")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(f"{path}: artifact format {payload.get('format_version')} is not "
+                            f"supported (this audioclf reads format {FORMAT_VERSION})")
+    _check_sklearn(path, payload.get("versions", {}))
+    try:
+        cfg = FeatureConfig.from_dict(payload["feature_config"])
+    except (FeatureConfigError, TypeError) as exc:
+        raise ArtifactError(f"{path}: its features cannot be reproduced here: {exc}") from None
+    if payload.get("feature_names") != feature_names(cfg):
+        raise ArtifactError(f"{path}: its feature names differ from what this code computes "
+                            "for its config; the model would see different features")
+    return ModelArtifact(
+        estimator=payload["estimator"], feature_config=cfg, task=payload["task"],
+        labels=payload.get("labels"), target_name=payload.get("target_name"),
+        target_unit=payload.get("target_unit"), baseline=payload.get("baseline") or {},
+        metrics=payload.get("metrics") or {}, search=payload.get("search") or [],
+        data_fingerprint=payload.get("data_fingerprint", ""), name=payload.get("name", "model"),
+        created=payload.get("created", ""), versions=payload.get("versions", {}), path=path,
+        digest=digest)
+
+
+def _check_sklearn(path, versions: dict) -> None:
+    import sklearn
+
+    saved = versions.get("sklearn", "")
+    here = sklearn.__version__
+    if saved.split(".")[:2] == here.split(".")[:2]:
+        return
+    message = (f"{path}: trained with scikit-learn {saved or 'unknown'}, this is {here}; "
+               "tree internals may differ")
+    if os.environ.get(ALLOW_SKLEARN_ENV):
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        return
+    raise ArtifactError(message + f" (retrain, or set {ALLOW_SKLEARN_ENV}=1 to load anyway)")

@@ -1,0 +1,195 @@
+"""Reading audio files: any format libsndfile decodes, downmixed to mono, resampled, float32.
+
+Every failure is an :class:`AudioError` whose message is one line naming the file and the problem,
+so a CLI can print it as is and a library caller can catch one type.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+MIN_SAMPLE_RATE = 1_000  # Hz; below this nothing we classify is audible
+MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate real converters ship
+
+
+class AudioError(ValueError):
+    """A file (or message) that cannot be turned into audio samples. ``str()`` is one line."""
+
+    def __init__(self, source, problem: str):
+        self.source = str(source)
+        self.problem = problem
+        super().__init__(f"{self.source}: {problem}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, before decoding: container, encoding, rate (Hz), channels, seconds."""
+
+    path: str
+    format: str
+    subtype: str
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def check_sample_rate(sr, source="audio") -> int:
+    """Return ``sr`` as int if it is a plausible audio rate, else raise :class:`AudioError`."""
+    try:
+        value = float(sr)
+    except (TypeError, ValueError):
+        raise AudioError(source, f"sample rate {sr!r} is not a number") from None
+    if not math.isfinite(value) or value != int(value) or not (
+        MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE
+    ):
+        raise AudioError(
+            source,
+            f"absurd sample rate {sr!r} Hz (expected an integer in "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE})",
+        )
+    return int(value)
+
+
+def audio_info(path) -> AudioInfo:
+    """Header information of an audio file, validated (exists, non-empty, decodable, sane rate)."""
+    import soundfile as sf
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise AudioError(path, "no such file")
+    if os.path.isdir(path):
+        raise AudioError(path, "is a directory, not an audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        info = sf.info(path)
+    except Exception as exc:  # libsndfile reports format problems as several exception types
+        raise AudioError(path, f"not a readable audio file ({_one_line(exc)})") from None
+    check_sample_rate(info.samplerate, path)
+    if info.channels < 1:
+        raise AudioError(path, f"invalid channel count {info.channels}")
+    return AudioInfo(path, info.format, info.subtype, int(info.samplerate), int(info.channels),
+                     int(info.frames))
+
+
+def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
+    """Decode ``path`` to mono float32 in [-1, 1] at ``sr`` Hz (``None`` keeps the file's rate).
+
+    Returns ``(y, sr)`` with ``y.shape == (n_samples,)``. Channels are averaged; resampling uses
+    scipy's polyphase filter. Raises :class:`AudioError` for missing, empty, non-audio, truncated,
+    zero-length or non-finite input and absurd rates.
+    """
+    import soundfile as sf
+
+    info = audio_info(path)
+    path = info.path
+    try:
+        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})") from None
+    if data.shape[0] == 0:
+        raise AudioError(path, "no audio samples after decoding (zero length)")
+    declared = _declared_riff_frames(path)
+    if declared is not None and declared > data.shape[0]:
+        raise AudioError(
+            path, f"truncated: header promises {declared} frames, file holds {data.shape[0]}")
+    if info.frames > 0 and data.shape[0] < info.frames:
+        raise AudioError(
+            path, f"truncated: header promises {info.frames} frames, decoded {data.shape[0]}"
+        )
+    y = to_mono(data)
+    if not np.isfinite(y).all():
+        raise AudioError(path, "contains NaN or infinite samples")
+    if sr is None:
+        return y, int(file_sr)
+    target = check_sample_rate(sr, "target")
+    return resample(y, int(file_sr), target), target
+
+
+def to_mono(data: np.ndarray) -> np.ndarray:
+    """Average channels: ``(n_samples, n_channels)`` or ``(n_samples,)`` -> float32 ``(n_samples,)``."""
+    data = np.asarray(data)
+    if data.ndim == 1:
+        return data.astype(np.float32, copy=False)
+    if data.shape[1] == 1:
+        return np.ascontiguousarray(data[:, 0], dtype=np.float32)
+    return data.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Polyphase resampling of a whole signal ``(..., n_samples)``; float32 out, same rate is a no-op."""
+    if orig_sr == target_sr:
+        return np.asarray(y, dtype=np.float32)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(int(target_sr), int(orig_sr))
+    out = resample_poly(np.asarray(y, dtype=np.float32), ratio.numerator, ratio.denominator,
+                        axis=-1)
+    return out.astype(np.float32, copy=False)
+
+
+def level_dbfs(y: np.ndarray) -> tuple[float, float]:
+    """(peak dBFS, RMS dBFS) of a float signal in [-1, 1]; digital silence reads -inf."""
+    y = np.asarray(y, dtype=np.float64)
+    if y.size == 0:
+        return -math.inf, -math.inf
+    peak = float(np.max(np.abs(y)))
+    rms = float(np.sqrt(np.mean(y * y)))
+    to_db = lambda v: 20 * math.log10(v) if v > 0 else -math.inf  # noqa: E731
+    return to_db(peak), to_db(rms)
+
+
+def write_wav(path, y: np.ndarray, sr: int, subtype: str = "PCM_16") -> None:
+    """Write mono or ``(n_samples, n_channels)`` float audio as WAV (clipped to [-1, 1])."""
+    import soundfile as sf
+
+    sf.write(os.fspath(path), np.clip(np.asarray(y, dtype=np.float32), -1, 1), int(sr),
+             subtype=subtype)
+
+
+def _declared_riff_frames(path: str) -> int | None:
+    """Frames a RIFF/WAVE header's data chunk declares, or None for other formats.
+
+    libsndfile quietly shortens a WAV cut off mid-data to what is on disk, so truncation is
+    caught by comparing with the header's own claim.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(size)
+                    if len(fmt) >= 14:
+                        block_align = struct.unpack("<H", fmt[12:14])[0]
+                    if size % 2:
+                        fh.read(1)
+                elif cid == b"data":
+                    if not block_align or size == 0xFFFFFFFF:  # unknown / streaming size
+                        return None
+                    return size // block_align
+                else:
+                    fh.seek(size + size % 2, 1)
+    except OSError:
+        return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]

@@ -1,0 +1,302 @@
+"""The one feature path: samples -> per-frame rows -> per-window vectors.
+
+Offline (a file), live (a microphone) and Kafka streams all call :class:`FrameAnalyzer` on STFT
+frames and :func:`window_vectors` on the frame rows of a window; :class:`IncrementalFeatures`
+only decides *which* frames are new. Per-frame rows are a function of one frame; everything
+that looks across frames (deltas, flux, activity gating, statistics, segment pooling) happens in
+:func:`window_vectors` on the window's own frames, so a streamed window equals the offline one.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .config import FeatureConfig
+from . import spectral as sp
+
+SCALAR_DESCRIPTORS = ("centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms_db")
+
+
+class FrameLayout:
+    """Column layout of a per-frame row ``(n_mels log-mel | n_mfcc MFCC | scalars | contrast)``."""
+
+    def __init__(self, cfg: FeatureConfig):
+        self.logmel = slice(0, cfg.n_mels)
+        self.mfcc = slice(cfg.n_mels, cfg.n_mels + cfg.n_mfcc)
+        start = self.mfcc.stop
+        self.scalar = {name: start + i for i, name in enumerate(SCALAR_DESCRIPTORS)}
+        self.scalars = slice(start, start + len(SCALAR_DESCRIPTORS))
+        self.contrast = slice(self.scalars.stop, self.scalars.stop + cfg.contrast_bands + 1)
+        self.width = self.contrast.stop
+
+
+class FrameAnalyzer:
+    """Per-frame spectral analysis for one config; the constant matrices are built once.
+
+    ``analyze(frames)`` maps raw frames ``(n_frames, n_fft)`` to float32 rows
+    ``(n_frames, layout.width)``: log-mel power (dB), MFCC, centroid/bandwidth/rolloff (Hz),
+    flatness, zero-crossing rate, RMS (dBFS) and spectral contrast (dB).
+    """
+
+    def __init__(self, cfg: FeatureConfig):
+        self.cfg = cfg
+        self.layout = FrameLayout(cfg)
+        self.freqs = sp.fft_frequencies(cfg.sr, cfg.n_fft)
+        # float64 products: float32 BLAS results depend on the batch size, and a streamed frame
+        # must equal the same frame analysed in a long file.
+        self.mel_fb = sp.mel_filterbank(cfg.sr, cfg.n_fft, cfg.n_mels, cfg.fmin,
+                                        cfg.fmax).astype(np.float64)
+        self.dct = sp.dct_matrix(cfg.n_mels, cfg.n_mfcc).astype(np.float64)
+
+    def analyze(self, frames: np.ndarray) -> np.ndarray:
+        cfg, lay = self.cfg, self.layout
+        n = frames.shape[0]
+        out = np.empty((n, lay.width), dtype=np.float32)
+        if n == 0:
+            return out
+        spec = sp.stft_frames(frames, cfg.win_length)  # (n, n_bins)
+        power = sp.power_spectrum(spec)
+        mag = np.sqrt(power)
+        log_mel = sp.power_to_db(power @ self.mel_fb.T)  # (n, n_mels)
+        out[:, lay.logmel] = log_mel
+        out[:, lay.mfcc] = log_mel @ self.dct.T
+        S = mag.T  # librosa layout (n_bins, n_frames) for the descriptor functions
+        centroid = sp.spectral_centroid(S, self.freqs)
+        out[:, lay.scalar["centroid"]] = centroid[0]
+        out[:, lay.scalar["bandwidth"]] = sp.spectral_bandwidth(S, self.freqs, centroid)[0]
+        out[:, lay.scalar["rolloff"]] = sp.spectral_rolloff(S, self.freqs, cfg.rolloff_percent)[0]
+        out[:, lay.scalar["flatness"]] = sp.spectral_flatness(S)[0]
+        out[:, lay.scalar["zcr"]] = sp.zero_crossing_rate(frames)
+        out[:, lay.scalar["rms_db"]] = sp.power_to_db(sp.rms(frames) ** 2)
+        out[:, lay.contrast] = sp.spectral_contrast(S, cfg.sr, cfg.n_fft, cfg.contrast_fmin,
+                                                    cfg.contrast_bands).T
+        return out
+
+    def frame_rows(self, y: np.ndarray) -> np.ndarray:
+        """Rows for every full frame of ``y`` (frame t starts at sample ``t*hop_length``)."""
+        return self.analyze(sp.frame(np.asarray(y, dtype=np.float32), self.cfg.n_fft,
+                                     self.cfg.hop_length))
+
+
+@lru_cache(maxsize=16)
+def _analyzer(cfg: FeatureConfig) -> FrameAnalyzer:
+    return FrameAnalyzer(cfg)
+
+
+def frame_descriptor_names(cfg: FeatureConfig) -> list[str]:
+    """Names of the per-frame descriptors that get window statistics, in vector order."""
+    return ([f"mfcc{i:02d}" for i in range(cfg.n_mfcc)]
+            + [f"dmfcc{i:02d}" for i in range(cfg.n_mfcc)]
+            + list(SCALAR_DESCRIPTORS)
+            + [f"contrast{i}" for i in range(cfg.contrast_bands + 1)]
+            + ["flux"])
+
+
+def feature_names(cfg: FeatureConfig) -> list[str]:
+    """Stable name of every element of a window vector (``feature_names_out``)."""
+    descs = frame_descriptor_names(cfg)
+    names = [f"{d}_{s}" for s in cfg.stats for d in descs]
+    names += [f"seg{k}_mfcc{i:02d}" for k in range(cfg.n_segments) for i in range(cfg.n_mfcc)]
+    names += ["active_fraction", "active_span"]
+    return names
+
+
+def n_features(cfg: FeatureConfig) -> int:
+    return len(feature_names(cfg))
+
+
+def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Aggregate the frame rows of windows ``(n_windows, frames_per_window, width)`` -> ``(n_windows, n_features)``.
+
+    * Frames within ``active_db`` of the window's loudest frame are *active*; statistics
+      (mean, std, 10/50/90th percentile, linear interpolation) are taken over active frames only,
+      so zero padding or a quiet background does not dilute a short sound.
+    * Deltas (Savitzky-Golay, ``delta_width``) use all the window's frames; flux is the mean
+      positive log-mel rise from the previous frame of the same window.
+    * ``normalize_loudness``: RMS (dB) and MFCC 0 are taken relative to the loudest frame, which
+      makes the vector invariant to gain (up to the -100 dB floor).
+    * Segment pooling: the span from the first to the last active frame is cut into
+      ``n_segments`` equal parts and MFCC means are taken per part, so temporal shape survives.
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    if rows.ndim == 2:
+        rows = rows[None]
+    N, F, _ = rows.shape
+    lay = FrameLayout(cfg)
+    rms_db = rows[:, :, lay.scalar["rms_db"]]
+    ref = rms_db.max(axis=1)  # (N,)
+    active = rms_db >= (ref - cfg.active_db)[:, None]  # (N, F); the loudest frame always is
+
+    mfcc = rows[:, :, lay.mfcc]
+    scalars = rows[:, :, lay.scalars]
+    if cfg.normalize_loudness:
+        mfcc = mfcc.copy()
+        mfcc[:, :, 0] -= ref[:, None] * np.float32(np.sqrt(cfg.n_mels))
+        scalars = scalars.copy()
+        scalars[:, :, lay.scalar["rms_db"] - lay.scalars.start] -= ref[:, None]
+    deltas = np.einsum("gf,ngc->nfc", sp.delta_matrix(F, cfg.delta_width), mfcc)
+    log_mel = rows[:, :, lay.logmel]
+    flux = np.maximum(log_mel[:, 1:] - log_mel[:, :-1], 0).mean(axis=2)  # (N, F-1)
+
+    Z = np.concatenate([mfcc, deltas, scalars, rows[:, :, lay.contrast]], axis=2)
+    stats_frames = _masked_stats(Z, active, cfg.stats)  # (N, n_stats, D)
+    flux_mask = active[:, 1:]
+    flux_mask = np.where(flux_mask.any(axis=1, keepdims=True), flux_mask, True)
+    stats_flux = _masked_stats(flux[:, :, None], flux_mask, cfg.stats)  # (N, n_stats, 1)
+    per_stat = np.concatenate([stats_frames, stats_flux], axis=2).reshape(N, -1)
+
+    first = np.argmax(active, axis=1)
+    last = F - 1 - np.argmax(active[:, ::-1], axis=1)
+    parts = [per_stat]
+    if cfg.n_segments:
+        parts.append(_segment_means(mfcc, first, last + 1, cfg.n_segments).reshape(N, -1))
+    n_active = active.sum(axis=1)
+    parts.append(np.stack([n_active / F, (last - first + 1) / F], axis=1))
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
+    """Statistics over the frames where ``mask`` holds: Z ``(N, F, D)``, mask ``(N, F)`` -> ``(N, len(stats), D)``."""
+    Z64 = Z.astype(np.float64)
+    m = mask[:, :, None]
+    count = mask.sum(axis=1)[:, None]  # (N, 1), >= 1
+    mean = np.where(m, Z64, 0).sum(axis=1) / count
+    out = []
+    sorted_z = None
+    for s in stats:
+        if s == "mean":
+            out.append(mean)
+        elif s == "std":
+            dev = np.where(m, Z64 - mean[:, None, :], 0)
+            out.append(np.sqrt((dev * dev).sum(axis=1) / count))
+        else:  # percentile, numpy's default 'linear' rule over the active frames
+            if sorted_z is None:
+                sorted_z = np.sort(np.where(m, Z64, np.inf), axis=1)
+            pos = (float(s[1:]) / 100.0) * (count - 1)  # (N, 1)
+            lo = np.floor(pos).astype(np.intp)
+            hi = np.minimum(lo + 1, count - 1)
+            frac = pos - lo
+            z_lo = np.take_along_axis(sorted_z, lo[:, :, None], axis=1)[:, 0]
+            z_hi = np.take_along_axis(sorted_z, hi[:, :, None], axis=1)[:, 0]
+            out.append(z_lo + (z_hi - z_lo) * frac)
+    return np.stack(out, axis=1)
+
+
+def _segment_means(x: np.ndarray, start: np.ndarray, stop: np.ndarray, k: int) -> np.ndarray:
+    """Means of x ``(N, F, C)`` over k equal parts of frames ``start:stop`` -> ``(N, k, C)``."""
+    N, F, C = x.shape
+    csum = np.concatenate([np.zeros((N, 1, C)), np.cumsum(x, axis=1, dtype=np.float64)], axis=1)
+    length = stop - start
+    bounds = start[:, None] + (np.arange(k + 1)[None, :] * length[:, None]) // k  # (N, k+1)
+    lo, hi = bounds[:, :-1], np.maximum(bounds[:, 1:], bounds[:, :-1] + 1)
+    hi = np.minimum(hi, F)
+    lo = np.minimum(lo, hi - 1)
+    s_hi = np.take_along_axis(csum, hi[:, :, None], axis=1)
+    s_lo = np.take_along_axis(csum, lo[:, :, None], axis=1)
+    return (s_hi - s_lo) / (hi - lo)[:, :, None]
+
+
+# ---------------------------------------------------------------------------- whole signals
+def window_starts(n_samples: int, cfg: FeatureConfig) -> np.ndarray:
+    """Start sample of every window a signal of ``n_samples`` yields (after short-clip padding)."""
+    n = max(n_samples, cfg.window_samples)
+    return np.arange(0, n - cfg.window_samples + 1, cfg.window_hop_samples)
+
+
+def pad_to_window(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Zero-pad a clip shorter than one window at its end (what a stream's flush does too)."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.shape[-1] >= cfg.window_samples:
+        return y
+    return np.pad(y, (0, cfg.window_samples - y.shape[-1]))
+
+
+def signal_windows(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Feature vectors of every window of a mono signal at ``cfg.sr``.
+
+    Returns ``(starts, X)``: window start samples ``(n_windows,)`` and vectors
+    ``(n_windows, n_features)``. Windows start at multiples of the window hop; a clip shorter
+    than a window is zero-padded to one window; a tail shorter than a hop is not scored.
+    """
+    y = pad_to_window(y, cfg)
+    rows = _analyzer(cfg).frame_rows(y)
+    starts = window_starts(y.shape[-1], cfg)
+    F, step = cfg.frames_per_window, cfg.frames_per_window_hop
+    windows = np.lib.stride_tricks.sliding_window_view(rows, F, axis=0)[::step]
+    windows = np.swapaxes(windows, 1, 2)[: len(starts)]
+    return starts, window_vectors(windows, cfg)
+
+
+def clip_vector(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """One vector for a whole clip: all its frames aggregated as one window (padded if short)."""
+    y = pad_to_window(y, cfg)
+    rows = _analyzer(cfg).frame_rows(y)
+    return window_vectors(rows[None], cfg)[0]
+
+
+class IncrementalFeatures:
+    """Streaming features for one stream: push samples, get the vectors of completed windows.
+
+    Each pushed hop costs only the STFT frames it completes; frame rows live in a ring of one
+    window's frames (written twice so the newest window is always one contiguous slice).
+    Windows start at stream sample 0 and every window hop, exactly as :func:`signal_windows`.
+    Memory: ``2 * frames_per_window * width`` float32 plus ``n_fft`` samples.
+    """
+
+    def __init__(self, cfg: FeatureConfig):
+        self.cfg = cfg
+        self.analyzer = _analyzer(cfg)
+        self._cap = cfg.frames_per_window
+        self._rows = np.zeros((2 * self._cap, self.analyzer.layout.width), dtype=np.float32)
+        self._tail = np.zeros(0, dtype=np.float32)  # samples not yet consumed by a full frame
+        self.samples_seen = 0
+        self.frames_done = 0
+        self.windows_done = 0
+
+    def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """Add mono float32 samples; return ``[(window_start_sample, vector), ...]`` completed."""
+        cfg = self.cfg
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.samples_seen += samples.shape[0]
+        buf = np.concatenate([self._tail, samples]) if self._tail.size else samples
+        frames = sp.frame(buf, cfg.n_fft, cfg.hop_length)
+        out = []
+        if frames.shape[0]:
+            rows = self.analyzer.analyze(frames)
+            for row in rows:  # ring write; windows complete at most once per frame
+                i = self.frames_done % self._cap
+                self._rows[i] = row
+                self._rows[i + self._cap] = row
+                self.frames_done += 1
+                out.extend(self._ready_windows())
+            consumed = frames.shape[0] * cfg.hop_length
+            buf = buf[consumed:]
+        self._tail = buf.copy()
+        if out:
+            starts = [s for s, _ in out]
+            X = window_vectors(np.stack([w for _, w in out]), cfg)
+            return list(zip(starts, X))
+        return []
+
+    def flush(self) -> list[tuple[int, np.ndarray]]:
+        """End of stream: zero-pad so a stream shorter than one window still yields one."""
+        if self.windows_done == 0 and self.samples_seen < self.cfg.window_samples:
+            return self.push(np.zeros(self.cfg.window_samples - self.samples_seen, np.float32))
+        return []
+
+    def _ready_windows(self):
+        cfg = self.cfg
+        F, step = cfg.frames_per_window, cfg.frames_per_window_hop
+        first_frame = self.windows_done * step
+        if self.frames_done < first_frame + F:
+            return []
+        end = self.frames_done % self._cap
+        rows = self._rows[end:end + F].copy()  # the newest F frames, contiguous
+        start = first_frame * cfg.hop_length
+        self.windows_done += 1
+        return [(start, rows)]
+
+    @property
+    def nbytes(self) -> int:
+        return self._rows.nbytes + self._tail.nbytes

@@ -1,0 +1,252 @@
+"""Small pure functions: framing, STFT, mel filterbank, cepstra and spectral descriptors.
+
+Shapes follow librosa: signals ``(..., n_samples)``, spectra ``(..., n_bins, n_frames)``,
+per-frame descriptors ``(..., 1, n_frames)`` unless stated. Definitions match librosa 0.11
+(Slaney mel scale and area norm, ortho DCT-II, magnitude-weighted centroid etc.) so librosa can
+serve as a test oracle; deliberate differences are listed in each docstring.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+
+AMIN = 1e-10  # power floor before log (librosa's default amin): -100 dB
+
+
+# ---------------------------------------------------------------------------- framing / STFT
+@lru_cache(maxsize=32)
+def analysis_window(win_length: int, n_fft: int) -> np.ndarray:
+    """Periodic Hann window of ``win_length`` zero-padded (centred) to ``n_fft``; float32, read-only."""
+    n = np.arange(win_length)
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * n / win_length)
+    out = np.zeros(n_fft)
+    start = (n_fft - win_length) // 2
+    out[start:start + win_length] = w
+    out.flags.writeable = False
+    return out
+
+
+def frame(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """Strided view ``(..., n_frames, frame_length)``; frame t covers ``y[t*hop : t*hop+frame_length]``."""
+    y = np.asarray(y)
+    if y.shape[-1] < frame_length:
+        return np.empty(y.shape[:-1] + (0, frame_length), dtype=y.dtype)
+    view = np.lib.stride_tricks.sliding_window_view(y, frame_length, axis=-1)
+    return view[..., ::hop_length, :]
+
+
+def stft_frames(frames: np.ndarray, win_length: int) -> np.ndarray:
+    """Windowed real FFT of frames ``(..., n_frames, n_fft)`` -> complex128 ``(..., n_frames, n_bins)``.
+
+    Double precision on purpose: quiet bins (a resampler's stop band, near-silence) sit below
+    float32 rounding of the loud ones, and log features of them would be noise (~60% slower FFT,
+    a few percent of the feature cost).
+    """
+    n_fft = frames.shape[-1]
+    w = analysis_window(win_length, n_fft)
+    return scipy.fft.rfft(frames * w, axis=-1)
+
+
+def stft(y: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_length: int | None = None,
+         center: bool = False, pad_mode: str = "constant") -> np.ndarray:
+    """Short-time Fourier transform ``(..., n_samples)`` -> complex128 ``(..., n_fft//2+1, n_frames)``.
+
+    Hann window (periodic) of ``win_length`` (default ``n_fft``), centred in the frame. With
+    ``center=True`` the signal is padded by ``n_fft//2`` on both sides (``pad_mode``) so frame t
+    is centred on sample ``t*hop_length`` (librosa's default); prediction windows use
+    ``center=False`` so that each window depends on its own samples only.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if center:
+        pad = [(0, 0)] * (y.ndim - 1) + [(n_fft // 2, n_fft // 2)]
+        y = np.pad(y, pad, mode=pad_mode)
+    spec = stft_frames(frame(y, n_fft, hop_length), win_length or n_fft)
+    return np.swapaxes(spec, -1, -2)
+
+
+def power_spectrum(spec: np.ndarray) -> np.ndarray:
+    """``|X|**2``."""
+    return spec.real * spec.real + spec.imag * spec.imag
+
+
+def fft_frequencies(sr: float, n_fft: int) -> np.ndarray:
+    """Centre frequency (Hz) of each rfft bin, ``(n_fft//2+1,)``."""
+    return np.fft.rfftfreq(n_fft, 1.0 / sr)
+
+
+# ---------------------------------------------------------------------------- mel / cepstra
+def hz_to_mel(f):
+    """Slaney mel scale: linear below 1 kHz (one mel per 200/3 Hz), logarithmic above."""
+    f = np.asanyarray(f, dtype=np.float64)
+    f_sp = 200.0 / 3
+    mels = f / f_sp
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    log_part = min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep
+    return np.where(f >= min_log_hz, log_part, mels)
+
+
+def mel_to_hz(m):
+    """Inverse of :func:`hz_to_mel`."""
+    m = np.asanyarray(m, dtype=np.float64)
+    f_sp = 200.0 / 3
+    freqs = f_sp * m
+    min_log_hz, min_log_mel, logstep = 1000.0, 1000.0 / f_sp, np.log(6.4) / 27.0
+    log_part = min_log_hz * np.exp(logstep * (np.maximum(m, min_log_mel) - min_log_mel))
+    return np.where(m >= min_log_mel, log_part, freqs)
+
+
+@lru_cache(maxsize=32)
+def mel_filterbank(sr: float, n_fft: int, n_mels: int = 40, fmin: float = 0.0,
+                   fmax: float | None = None) -> np.ndarray:
+    """Triangular mel filters ``(n_mels, n_fft//2+1)``, Slaney scale and area ("slaney") norm.
+
+    Equal to ``librosa.filters.mel(htk=False, norm='slaney')``; float32, read-only (cached).
+    """
+    fmax = float(sr) / 2 if fmax is None else fmax
+    fftfreqs = fft_frequencies(sr, n_fft)
+    mel_f = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
+    out = weights.astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def power_to_db(S: np.ndarray, amin: float = AMIN) -> np.ndarray:
+    """``10*log10(max(S, amin))`` (ref 1.0). Unlike librosa's default there is no ``top_db`` clip:
+    clipping 80 dB below the *input's* maximum would make a frame depend on its neighbours."""
+    return 10.0 * np.log10(np.maximum(S, amin))
+
+
+@lru_cache(maxsize=32)
+def dct_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """Orthonormal DCT-II as a matrix ``(n_out, n_in)``: ``dct_matrix @ x == scipy.fft.dct(x, norm='ortho')[:n_out]``."""
+    basis = scipy.fft.dct(np.eye(n_in), type=2, norm="ortho", axis=0)[:n_out]
+    out = basis.astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def mfcc(log_mel: np.ndarray, n_mfcc: int = 20) -> np.ndarray:
+    """Cepstra of a log-mel (dB) spectrogram ``(..., n_mels, n_frames)`` -> ``(..., n_mfcc, n_frames)``."""
+    return dct_matrix(log_mel.shape[-2], n_mfcc) @ log_mel
+
+
+@lru_cache(maxsize=64)
+def delta_matrix(n_frames: int, width: int = 9) -> np.ndarray:
+    """Linear operator D ``(n_frames, n_frames)`` with ``x @ D`` = first derivative along frames.
+
+    Equal to ``librosa.feature.delta(x, width, order=1, mode='interp')`` (a Savitzky-Golay
+    filter, order 1); precomputed so that deltas of a window cost one small matmul.
+    """
+    from scipy.signal import savgol_filter
+
+    if n_frames < width:
+        raise ValueError(f"need at least width={width} frames, got {n_frames}")
+    D = savgol_filter(np.eye(n_frames), width, polyorder=1, deriv=1, axis=-1, mode="interp")
+    out = D.astype(np.float32)
+    out.flags.writeable = False
+    return out
+
+
+def delta(x: np.ndarray, width: int = 9) -> np.ndarray:
+    """First-order delta along the last axis ``(..., n_frames)``; see :func:`delta_matrix`."""
+    return x @ delta_matrix(x.shape[-1], width)
+
+
+# ---------------------------------------------------------------------------- descriptors
+def _column_normalize(S: np.ndarray) -> np.ndarray:
+    total = S.sum(axis=-2, keepdims=True)
+    return S / np.where(total > np.finfo(np.float32).tiny, total, 1.0)
+
+
+def spectral_centroid(S: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """Magnitude-weighted mean frequency (Hz) of ``S`` ``(..., n_bins, n_frames)``; silent frames -> 0."""
+    return np.sum(freqs[:, None] * _column_normalize(S), axis=-2, keepdims=True)
+
+
+def spectral_bandwidth(S: np.ndarray, freqs: np.ndarray, centroid: np.ndarray | None = None
+                       ) -> np.ndarray:
+    """Second-order spread (Hz) around the centroid, ``(..., 1, n_frames)``."""
+    if centroid is None:
+        centroid = spectral_centroid(S, freqs)
+    deviation = (freqs[:, None] - centroid) ** 2
+    return np.sqrt(np.sum(_column_normalize(S) * deviation, axis=-2, keepdims=True))
+
+
+def spectral_rolloff(S: np.ndarray, freqs: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
+    """Lowest bin frequency (Hz) below which ``roll_percent`` of the magnitude lies."""
+    cumulative = np.cumsum(S, axis=-2)
+    threshold = roll_percent * cumulative[..., -1:, :]
+    first = np.argmax(cumulative >= threshold, axis=-2)[..., None, :]
+    return freqs[first]
+
+
+def spectral_flatness(S: np.ndarray, amin: float = AMIN) -> np.ndarray:
+    """Geometric over arithmetic mean of the power ``S**2`` (S is magnitude), in [0, 1]."""
+    P = np.maximum(amin, S * S)
+    return np.exp(np.mean(np.log(P), axis=-2, keepdims=True)) / np.mean(P, axis=-2, keepdims=True)
+
+
+@lru_cache(maxsize=32)
+def contrast_bands(sr: float, n_fft: int, fmin: float = 200.0, n_bands: int = 5, quantile=0.02):
+    """Bin ranges and peak/valley counts of librosa's octave bands for spectral contrast.
+
+    Returns a tuple of ``(lo, hi, k)``: the band is bins ``lo:hi`` and its peak (valley) is the
+    mean of the ``k`` largest (smallest) magnitudes.
+    """
+    freq = fft_frequencies(sr, n_fft)
+    octa = np.zeros(n_bands + 2)
+    octa[1:] = fmin * 2.0 ** np.arange(0, n_bands + 1)
+    bands = []
+    for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
+        band = (freq >= f_low) & (freq <= f_high)
+        idx = np.flatnonzero(band)
+        if k > 0:
+            band[idx[0] - 1] = True
+        if k == n_bands:
+            band[idx[-1] + 1:] = True
+        count = int(max(np.rint(quantile * band.sum()), 1))
+        lo, hi = int(np.flatnonzero(band)[0]), int(np.flatnonzero(band)[-1]) + 1
+        if k < n_bands:
+            hi -= 1  # librosa drops the band's top bin except in the last band
+        bands.append((lo, hi, count))
+    return tuple(bands)
+
+
+def spectral_contrast(S: np.ndarray, sr: float, n_fft: int, fmin: float = 200.0,
+                      n_bands: int = 5) -> np.ndarray:
+    """Peak-minus-valley (dB) per octave band, ``(..., n_bands+1, n_frames)``; S is magnitude.
+
+    Equals librosa's ``spectral_contrast`` (which, note, takes ``10*log10`` of magnitudes).
+    """
+    out = []
+    for lo, hi, k in contrast_bands(sr, n_fft, fmin, n_bands):
+        sorted_band = np.sort(S[..., lo:hi, :], axis=-2)
+        valley = sorted_band[..., :k, :].mean(axis=-2)
+        peak = sorted_band[..., -k:, :].mean(axis=-2)
+        out.append(power_to_db(peak) - power_to_db(valley))
+    return np.stack(out, axis=-2)
+
+
+def zero_crossing_rate(frames: np.ndarray, threshold: float = 1e-10) -> np.ndarray:
+    """Share of sample pairs whose sign differs, per frame ``(..., n_frames, frame_length)`` -> ``(..., n_frames)``.
+
+    Values with ``|x| <= threshold`` count as positive zero, and the count is divided by the frame
+    length, as librosa's ``zero_crossing_rate(center=False)``.
+    """
+    neg = np.signbit(frames) & (np.abs(frames) > threshold)
+    changes = np.count_nonzero(neg[..., 1:] != neg[..., :-1], axis=-1)
+    return changes / frames.shape[-1]
+
+
+def rms(frames: np.ndarray) -> np.ndarray:
+    """Root mean square of raw (unwindowed) frames ``(..., n_frames, frame_length)`` -> ``(..., n_frames)``."""
+    f64 = frames.astype(np.float64, copy=False)
+    return np.sqrt(np.einsum("...i,...i->...", f64, f64) / frames.shape[-1])

@@ -1,0 +1,122 @@
+"""Audio reading across formats, dtypes, channel counts and rates, and every bad-input message."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from features import AudioError, audio_info, read_audio
+
+SR = 16_000
+
+
+def tone(sr, seconds=0.5, channels=1, freq=440.0):
+    t = np.arange(int(sr * seconds)) / sr
+    x = 0.5 * np.sin(2 * np.pi * freq * t)
+    return np.stack([x * (0.5 + 0.5 * c) for c in range(channels)], axis=1) if channels > 1 else x
+
+
+@pytest.mark.parametrize("fmt,subtype", [
+    ("WAV", "PCM_U8"), ("WAV", "PCM_16"), ("WAV", "PCM_24"), ("WAV", "PCM_32"), ("WAV", "FLOAT"),
+    ("WAV", "DOUBLE"), ("FLAC", "PCM_16"), ("FLAC", "PCM_24"), ("OGG", "VORBIS"),
+])
+def test_formats_and_dtypes_decode_to_float32_mono(tmp_path, fmt, subtype):
+    path = tmp_path / f"tone.{fmt.lower()}"
+    sf.write(path, tone(SR), SR, format=fmt, subtype=subtype)
+    y, sr = read_audio(path, sr=SR)
+    assert sr == SR and y.dtype == np.float32 and y.ndim == 1
+    assert abs(len(y) - SR // 2) <= 1
+    ref = tone(SR)[: len(y)]
+    tol = 0.02 if subtype in ("PCM_U8", "VORBIS") else 1e-3
+    assert np.sqrt(np.mean((y - ref) ** 2)) < tol
+
+
+@pytest.mark.parametrize("channels", [2, 6])
+def test_channels_are_averaged(tmp_path, channels):
+    path = tmp_path / "multi.wav"
+    x = tone(SR, channels=channels)
+    sf.write(path, x, SR, subtype="FLOAT")
+    y, _ = read_audio(path, sr=SR)
+    np.testing.assert_allclose(y, x.mean(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("file_sr", [8000, 22050, 44100, 48000, 96000])
+def test_resampling_keeps_duration_and_pitch(tmp_path, file_sr):
+    path = tmp_path / "r.wav"
+    sf.write(path, tone(file_sr, seconds=1.0, freq=1000.0), file_sr)
+    y, sr = read_audio(path, sr=SR)
+    assert sr == SR and abs(len(y) - SR) <= 1
+    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))
+    assert abs(np.argmax(spectrum) * SR / len(y) - 1000.0) < 2.0
+    y_native, native_sr = read_audio(path, sr=None)
+    assert native_sr == file_sr and len(y_native) == file_sr
+
+
+def _bad(path, content: bytes):
+    path.write_bytes(content)
+    return path
+
+
+def good_wav_bytes(tmp_path):
+    p = tmp_path / "good.wav"
+    sf.write(p, tone(SR), SR, subtype="PCM_16")
+    return p.read_bytes()
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("missing", "no such file"),
+    ("empty", "empty file"),
+    ("text", "not a readable audio file"),
+    ("truncated", "truncated"),
+    ("zero_length", "zero length"),
+    ("nan", "NaN or infinite"),
+    ("absurd_rate", "absurd sample rate"),
+    ("directory", "is a directory"),
+])
+def test_bad_input_messages_name_file_and_problem(tmp_path, case, expect):
+    path = tmp_path / f"{case}.wav"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "text":
+        path.write_text("hello, I am not audio\n" * 20)
+    elif case == "truncated":
+        data = good_wav_bytes(tmp_path)
+        path.write_bytes(data[: len(data) // 2])  # header still claims the full length
+    elif case == "zero_length":
+        sf.write(path, np.zeros((0,)), SR)
+    elif case == "nan":
+        x = tone(SR)
+        x[100] = np.nan
+        sf.write(path, x, SR, subtype="FLOAT")
+    elif case == "absurd_rate":
+        sf.write(path, tone(SR), 10)  # 10 Hz is a valid header value but not audio
+    elif case == "directory":
+        path.mkdir()
+    with pytest.raises(AudioError) as err:
+        read_audio(path)
+    message = str(err.value)
+    assert str(path) in message and expect in message
+    assert "\n" not in message
+
+
+def test_info_reports_header(tmp_path):
+    path = tmp_path / "st.flac"
+    sf.write(path, tone(44100, seconds=2.0, channels=2), 44100, format="FLAC")
+    info = audio_info(path)
+    assert (info.sample_rate, info.channels, info.format) == (44100, 2, "FLAC")
+    assert info.duration == pytest.approx(2.0)
+
+
+def test_cli_info_and_bad_file_give_one_line_no_traceback(tmp_path):
+    good = tmp_path / "a.wav"
+    sf.write(good, tone(SR), SR)
+    bad = tmp_path / "b.wav"
+    bad.write_text("nope")
+    out = subprocess.run([sys.executable, "-m", "audioclf", "info", str(good), str(bad)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "16000 Hz" in out.stdout and "-9.0 dBFS" in out.stdout.replace("-9.03", "-9.0")
+    assert "Traceback" not in out.stderr
+    err_lines = [l for l in out.stderr.splitlines() if l.strip()]
+    assert len(err_lines) == 1 and str(bad) in err_lines[0]

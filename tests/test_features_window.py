@@ -1,0 +1,132 @@
+"""Window vectors: statistics, names, invariances, streaming equality, config, sklearn."""
+import numpy as np
+import pytest
+
+from features import (FeatureConfig, FeatureConfigError, IncrementalFeatures, feature_names,
+                      signal_windows, window_vectors)
+from features.extract import FrameAnalyzer, FrameLayout, frame_descriptor_names
+
+CFG = FeatureConfig()
+
+
+def speechy(rng, seconds=3.0, sr=16_000, noise=0.0003):
+    """Bursts of harmonic sound in faint noise: active and inactive frames in every window."""
+    t = np.arange(int(seconds * sr)) / sr
+    env = (np.sin(2 * np.pi * 1.3 * t) > 0.3).astype(np.float32)
+    tone = np.sin(2 * np.pi * 220 * t) + 0.5 * np.sin(2 * np.pi * 660 * t)
+    return (0.3 * env * tone + noise * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_names_are_stable_and_unique():
+    names = feature_names(CFG)
+    assert len(names) == len(set(names))
+    _, X = signal_windows(np.zeros(16000, np.float32), CFG)
+    assert X.shape == (1, len(names))
+    assert names[0] == "mfcc00_mean" and names[-1] == "active_span"
+
+
+def test_stats_are_masked_over_active_frames(rng):
+    y = speechy(rng)[:16000]
+    rows = FrameAnalyzer(CFG).frame_rows(y)
+    lay = FrameLayout(CFG)
+    v = window_vectors(rows[None], CFG)[0]
+    names = feature_names(CFG)
+    rms_db = rows[:, lay.scalar["rms_db"]].astype(np.float64)
+    active = rms_db >= rms_db.max() - CFG.active_db
+    assert 0 < active.sum() < len(active)
+    cent = rows[active, lay.scalar["centroid"]].astype(np.float64)
+    for stat, ref in [("mean", cent.mean()), ("std", cent.std()),
+                      ("p10", np.percentile(cent, 10)), ("p50", np.median(cent)),
+                      ("p90", np.percentile(cent, 90))]:
+        assert v[names.index(f"centroid_{stat}")] == pytest.approx(ref, rel=1e-5)
+    assert v[names.index("active_fraction")] == pytest.approx(active.mean())
+
+
+def test_gain_invariance_with_loudness_normalisation(rng):
+    y = speechy(rng, noise=0.003)  # floor well above the -100 dB clamp even after -20 dB
+    _, a = signal_windows(y, CFG)
+    _, b = signal_windows(y * 10 ** (-20 / 20), CFG)  # -20 dB
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-6)
+    assert (np.abs(a - b) / scale).max() < 1e-3
+    raw = CFG.replace(normalize_loudness=False)
+    _, c = signal_windows(y, raw)
+    _, d = signal_windows(y * 0.1, raw)
+    i = feature_names(raw).index("rms_db_mean")
+    np.testing.assert_allclose(c[:, i] - d[:, i], 20.0, atol=1e-3)
+
+
+def test_segments_follow_temporal_order(rng):
+    sr = 16000
+    t = np.arange(sr // 2) / sr
+    up = np.concatenate([np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 3000 * t)])
+    down = up[::-1].copy()
+    _, a = signal_windows(up.astype(np.float32), CFG)
+    _, b = signal_windows(down.astype(np.float32), CFG)
+    names = feature_names(CFG)
+    seg0, seg3 = names.index("seg0_mfcc01"), names.index("seg3_mfcc01")
+    # same frames, reversed: the summary stats hardly differ, the segments swap
+    assert a[0, seg0] == pytest.approx(b[0, seg3], rel=0.05)
+    assert abs(a[0, seg0] - a[0, seg3]) > 5
+
+
+@pytest.mark.parametrize("block", [1, 160, 1000, 4000, 7919, 48000])
+def test_incremental_equals_offline(rng, block):
+    y = speechy(rng, seconds=4.2)
+    starts, X = signal_windows(y, CFG)
+    inc = IncrementalFeatures(CFG)
+    got = []
+    for i in range(0, len(y), block):
+        got += inc.push(y[i:i + block])
+    assert [s for s, _ in got] == list(starts)
+    np.testing.assert_allclose(np.stack([v for _, v in got]), X, rtol=1e-6, atol=1e-6)
+    assert inc.nbytes < 128 * 1024
+
+
+def test_short_stream_flush_equals_padded_clip(rng):
+    y = speechy(rng, seconds=0.6)
+    _, X = signal_windows(y, CFG)
+    inc = IncrementalFeatures(CFG)
+    assert inc.push(y) == []
+    (start, v), = inc.flush()
+    assert start == 0
+    np.testing.assert_allclose(v, X[0], rtol=1e-6, atol=1e-6)
+
+
+def test_config_roundtrip_hash_and_validation():
+    cfg = FeatureConfig(n_mels=64, window_seconds=2.0)
+    again = FeatureConfig.from_dict(cfg.to_dict())
+    assert again == cfg and hash(again) == hash(cfg) and again.digest() == cfg.digest()
+    assert cfg.digest() != CFG.digest()
+    with pytest.raises(FeatureConfigError, match="multiple of hop_length"):
+        FeatureConfig(window_hop_seconds=0.0123)
+    with pytest.raises(FeatureConfigError, match="Nyquist"):
+        FeatureConfig(sr=8000, contrast_bands=6)
+    with pytest.raises(FeatureConfigError, match="not reproducible"):
+        FeatureConfig.from_dict({**CFG.to_dict(), "feature_version": 999})
+    with pytest.raises(FeatureConfigError, match="does not know"):
+        FeatureConfig.from_dict({**CFG.to_dict(), "wavelets": True})
+
+
+def test_sklearn_pipeline(rng):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import make_pipeline
+
+    from features import AudioFeatures
+
+    sr = 16000
+    t = np.arange(sr // 2) / sr
+    waves = [np.sin(2 * np.pi * f * t) * 0.3 for f in rng.uniform(200, 400, 10)]
+    waves += [0.3 * rng.standard_normal(len(t) + int(rng.integers(0, 9000))) for _ in range(10)]
+    labels = ["tone"] * 10 + ["noise"] * 10
+    pipe = make_pipeline(AudioFeatures(), RandomForestClassifier(n_estimators=20, random_state=0))
+    pipe.fit(waves, labels)
+    assert list(pipe.predict([np.sin(2 * np.pi * 300 * t), rng.standard_normal(9000)])) == \
+        ["tone", "noise"]
+    assert len(pipe[0].get_feature_names_out()) == len(feature_names(CFG))
+    with pytest.raises(ValueError, match="NaN"):
+        AudioFeatures().fit([np.array([0.0, np.nan])])
+
+
+def test_descriptor_names_cover_stats():
+    assert len(feature_names(CFG)) == len(CFG.stats) * len(frame_descriptor_names(CFG)) + \
+        CFG.n_segments * CFG.n_mfcc + 2
