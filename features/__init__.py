@@ -4,13 +4,14 @@ Depends on nothing else in this repository.
 """
 from .audio import AudioError, AudioInfo, audio_info, level_dbfs, read_audio, resample, to_mono
 from .config import FEATURE_VERSION, FeatureConfig, FeatureConfigError
-from .extract import (FrameAnalyzer, IncrementalFeatures, clip_vector, feature_names,
+from .extract import (FrameAnalyzer, IncrementalFeatures, batch_windows, clip_vector,
+                      feature_names,
                       n_features, signal_windows, window_vectors)
 
 __all__ = [
     "AudioError", "AudioInfo", "audio_info", "level_dbfs", "read_audio", "resample", "to_mono",
     "FEATURE_VERSION", "FeatureConfig", "FeatureConfigError", "FrameAnalyzer",
-    "IncrementalFeatures", "clip_vector", "feature_names", "n_features", "signal_windows",
+    "IncrementalFeatures", "batch_windows", "clip_vector", "feature_names", "n_features", "signal_windows",
     "window_vectors", "AudioFeatures",
 ]
 

@@ -49,29 +49,31 @@ class FrameAnalyzer:
                                         cfg.fmax).astype(np.float64)
         self.dct = sp.dct_matrix(cfg.n_mels, cfg.n_mfcc).astype(np.float64)
 
+    BLOCK = 128  # frames per pass: keeps the float64 temporaries in cache
+
     def analyze(self, frames: np.ndarray) -> np.ndarray:
+        lay = self.layout
+        out = np.empty((frames.shape[0], lay.width), dtype=np.float32)
+        for b in range(0, frames.shape[0], self.BLOCK):
+            self._analyze_block(frames[b:b + self.BLOCK], out[b:b + self.BLOCK])
+        return out
+
+    def _analyze_block(self, frames: np.ndarray, out: np.ndarray) -> None:
         cfg, lay = self.cfg, self.layout
-        n = frames.shape[0]
-        out = np.empty((n, lay.width), dtype=np.float32)
-        if n == 0:
-            return out
-        spec = sp.stft_frames(frames, cfg.win_length)  # (n, n_bins)
-        power = sp.power_spectrum(spec)
-        mag = np.sqrt(power)
+        power = sp.power_spectrum(sp.stft_frames(frames, cfg.win_length))  # (n, n_bins) f64
         log_mel = sp.power_to_db(power @ self.mel_fb.T)  # (n, n_mels)
         out[:, lay.logmel] = log_mel
         out[:, lay.mfcc] = log_mel @ self.dct.T
-        S = mag.T  # librosa layout (n_bins, n_frames) for the descriptor functions
-        centroid = sp.spectral_centroid(S, self.freqs)
-        out[:, lay.scalar["centroid"]] = centroid[0]
-        out[:, lay.scalar["bandwidth"]] = sp.spectral_bandwidth(S, self.freqs, centroid)[0]
-        out[:, lay.scalar["rolloff"]] = sp.spectral_rolloff(S, self.freqs, cfg.rolloff_percent)[0]
+        S = np.sqrt(power).T  # magnitude, librosa layout (n_bins, n_frames)
+        centroid, bandwidth = sp.spectral_moments(S, self.freqs)
+        out[:, lay.scalar["centroid"]] = centroid
+        out[:, lay.scalar["bandwidth"]] = bandwidth
+        out[:, lay.scalar["rolloff"]] = self.freqs[sp.rolloff_bins(S.T, cfg.rolloff_percent)]
         out[:, lay.scalar["flatness"]] = sp.spectral_flatness(S)[0]
         out[:, lay.scalar["zcr"]] = sp.zero_crossing_rate(frames)
         out[:, lay.scalar["rms_db"]] = sp.power_to_db(sp.rms(frames) ** 2)
         out[:, lay.contrast] = sp.spectral_contrast(S, cfg.sr, cfg.n_fft, cfg.contrast_fmin,
                                                     cfg.contrast_bands).T
-        return out
 
     def frame_rows(self, y: np.ndarray) -> np.ndarray:
         """Rows for every full frame of ``y`` (frame t starts at sample ``t*hop_length``)."""
@@ -135,7 +137,11 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
         mfcc[:, :, 0] -= ref[:, None] * np.float32(np.sqrt(cfg.n_mels))
         scalars = scalars.copy()
         scalars[:, :, lay.scalar["rms_db"] - lay.scalars.start] -= ref[:, None]
-    deltas = np.einsum("gf,ngc->nfc", sp.delta_matrix(F, cfg.delta_width), mfcc)
+    # (N, F, c) -> deltas along F with one BLAS call
+    # (in float64: float32 BLAS rounding depends on N, and a streamed window must equal offline)
+    deltas = np.tensordot(mfcc.astype(np.float64),
+                          sp.delta_matrix(F, cfg.delta_width).astype(np.float64), axes=([1], [0]))
+    deltas = deltas.transpose(0, 2, 1)
     log_mel = rows[:, :, lay.logmel]
     flux = np.maximum(log_mel[:, 1:] - log_mel[:, :-1], 0).mean(axis=2)  # (N, F-1)
 
@@ -164,6 +170,7 @@ def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
     mean = np.where(m, Z64, 0).sum(axis=1) / count
     out = []
     sorted_z = None
+    rows_n = np.arange(Z.shape[0])
     for s in stats:
         if s == "mean":
             out.append(mean)
@@ -173,12 +180,11 @@ def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
         else:  # percentile, numpy's default 'linear' rule over the active frames
             if sorted_z is None:
                 sorted_z = np.sort(np.where(m, Z64, np.inf), axis=1)
-            pos = (float(s[1:]) / 100.0) * (count - 1)  # (N, 1)
+            pos = (float(s[1:]) / 100.0) * (count[:, 0] - 1)  # (N,)
             lo = np.floor(pos).astype(np.intp)
-            hi = np.minimum(lo + 1, count - 1)
-            frac = pos - lo
-            z_lo = np.take_along_axis(sorted_z, lo[:, :, None], axis=1)[:, 0]
-            z_hi = np.take_along_axis(sorted_z, hi[:, :, None], axis=1)[:, 0]
+            hi = np.minimum(lo + 1, count[:, 0] - 1)
+            frac = (pos - lo)[:, None]
+            z_lo, z_hi = sorted_z[rows_n, lo], sorted_z[rows_n, hi]
             out.append(z_lo + (z_hi - z_lo) * frac)
     return np.stack(out, axis=1)
 
@@ -226,6 +232,36 @@ def signal_windows(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.nd
     windows = np.lib.stride_tricks.sliding_window_view(rows, F, axis=0)[::step]
     windows = np.swapaxes(windows, 1, 2)[: len(starts)]
     return starts, window_vectors(windows, cfg)
+
+
+def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`signal_windows` for many signals, vectorised across them (the offline fast path).
+
+    Returns ``(owner, starts, X)``: for each window the index of its signal, its start sample and
+    its vector. Signals are processed ``chunk`` at a time so memory stays flat; the numbers are
+    identical to calling :func:`signal_windows` on each signal.
+    """
+    owners, starts_all, out = [], [], []
+    an = _analyzer(cfg)
+    F, step = cfg.frames_per_window, cfg.frames_per_window_hop
+    for c0 in range(0, len(signals), chunk):
+        frames, index, base = [], [], 0
+        for i, y in enumerate(signals[c0:c0 + chunk], start=c0):
+            y = pad_to_window(y, cfg)
+            fr = sp.frame(y, cfg.n_fft, cfg.hop_length)
+            starts = window_starts(y.shape[-1], cfg)
+            first = base + (starts // cfg.hop_length)
+            index.append(first[:, None] + np.arange(F)[None, :])
+            owners.append(np.full(len(starts), i))
+            starts_all.append(starts)
+            frames.append(fr)
+            base += fr.shape[0]
+        rows = an.analyze(np.concatenate(frames))
+        out.append(window_vectors(rows[np.concatenate(index)], cfg))
+    if not out:
+        return (np.zeros(0, int), np.zeros(0, int), np.zeros((0, n_features(cfg)), np.float32))
+    return np.concatenate(owners), np.concatenate(starts_all), np.concatenate(out)
 
 
 def clip_vector(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
