@@ -58,6 +58,15 @@ class ModelArtifact:
     def is_classifier(self) -> bool:
         return self.task == "classify"
 
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(n, n_classes)`` in ``labels`` order, or values ``(n,)``."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim == 1:
+            X = X[None]
+        if self.is_classifier:
+            return self.estimator.predict_proba(X)
+        return self.estimator.predict(X)
+
     def to_payload(self) -> dict:
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION,

@@ -60,6 +60,204 @@ def cmd_plot(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- train / evaluate
+def _console():
+    from rich.console import Console
+    return Console(stderr=False, highlight=False, soft_wrap=True)
+
+
+def cmd_train(args) -> int:
+    import tempfile
+
+    from features import FeatureConfig
+    from train.dataset import load_dataset
+    from train.fit import TrainOptions, train_model
+
+    from .artifact import save_model
+
+    console = _console()
+    data = args.data
+    if args.synthetic:
+        from train.synthetic import generate_dataset
+        data = args.data or os.path.join(tempfile.gettempdir(), "audioclf-synthetic")
+        data = generate_dataset(data, n_per_class=args.synthetic_per_class, seed=args.seed)
+        console.print(f"generated synthetic dataset: {data}")
+    if not data:
+        raise FileNotFoundError("give DATA (a folder of class subfolders or a CSV), "
+                                "or --synthetic")
+    ds = load_dataset(data, task=args.task)
+    cfg = FeatureConfig(sr=args.sr, window_seconds=args.window, window_hop_seconds=args.hop)
+    opts = TrainOptions(n_iter=args.n_iter, cv=args.cv, n_jobs=args.jobs, seed=args.seed,
+                        cache_dir=None if args.no_cache else (args.cache or ""),
+                        progress=not args.json, name=args.name or _stem(args.out),
+                        target_unit=args.target_unit or "",
+                        families=tuple(args.families.split(",")))
+    result = train_model(ds, cfg, opts)
+    digest = save_model(result.artifact, args.out)
+    search_json = args.search_json or os.path.splitext(args.out)[0] + ".search.json"
+    with open(search_json, "w") as fh:
+        json.dump(result.search, fh, indent=1)
+    m = result.artifact.metrics
+    if args.json:
+        print(json.dumps({"model": args.out, "digest": digest, "metrics": _jsonable(m),
+                          "skipped": [r for _, r in result.skipped]}))
+        return 0
+    for _, reason in result.skipped:
+        console.print(f"[yellow]skipped[/] {reason}")
+    _print_search(console, result.search[:10])
+    console.print(f"{ds.task}: {result.n_train_files} training files, {result.n_test_files} test "
+                  f"files, {len(result.skipped)} skipped, {result.cache_hits} feature cache hits")
+    _print_metrics(console, "validation (grouped CV, per file)", m["validation"], ds.task)
+    if "test" in m:
+        _print_metrics(console, "test split (per file)", m["test"], ds.task)
+    console.print(f"saved {args.out} (sha256 {digest[:16]}...), search table {search_json}")
+    return 0
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _jsonable(obj):
+    import numpy as np
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def _print_search(console, rows):
+    from rich.table import Table
+    t = Table(title="hyperparameter search (mean grouped-CV score)")
+    for col in ("family", "n_estimators", "max_depth", "max_features", "min_samples_leaf",
+                "score", "std"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        t.add_row(r["family"], str(r["n_estimators"]), str(r["max_depth"]),
+                  str(r["max_features"]), str(r["min_samples_leaf"]), f"{r['score']:.4f}",
+                  f"{r['std']:.4f}")
+    console.print(t)
+
+
+def _print_metrics(console, title, m, task):
+    if task == "regress":
+        console.print(f"{title}: MAE {m['mae']:.4g}  RMSE {m['rmse']:.4g}  R² {m['r2']:.4f}  "
+                      f"(n={m['n']}; per window R² {m['windows']['r2']:.4f})")
+        return
+    console.print(f"{title}: accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}"
+                  f"  macro-F1 {m['macro_f1']:.4f}  (n={m['n']}; per window accuracy "
+                  f"{m['windows']['accuracy']:.4f})")
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from train.dataset import load_dataset
+    from train.evaluate import evaluate_scores, plot_confusion, plot_regression
+    from train.extract import extract_windows
+
+    from .artifact import load_model
+
+    art = load_model(args.model)
+    ds = load_dataset(args.data, task=art.task, require_labels=False)
+    items = ds.subset("test") if ds.has_split else ds.items
+    win = extract_windows([it.path for it in items], art.feature_config, n_jobs=args.jobs,
+                          cache_dir=None if args.no_cache else "", progress=not args.json)
+    if win.X.shape[0] == 0:
+        raise FileNotFoundError(f"{args.data}: no readable audio to evaluate")
+    if art.is_classifier:
+        truth = np.array([it.label for it in items], dtype=object)
+        unknown = sorted(set(truth[np.unique(win.owner)]) - set(art.labels))
+        if unknown:
+            raise ValueError(f"{args.data}: labels the model does not know: {', '.join(unknown)}")
+    else:
+        truth = np.array([it.target for it in items], dtype=float)
+    m = evaluate_scores(art.task, art.labels, art.score(win.X), win.owner, truth)
+    m["skipped"] = [r for _, r in win.skipped]
+    png = args.png or _stem(args.model) + (".confusion.png" if art.is_classifier else
+                                           ".regression.png")
+    if art.is_classifier:
+        plot_confusion(m, png, title=f"{_stem(args.model)} on {os.path.basename(args.data)}")
+    else:
+        from train.evaluate import file_scores
+        files, per_file = file_scores(art.score(win.X), win.owner)
+        plot_regression(truth[files], per_file, png, art.target_name or "target",
+                        art.target_unit or "")
+    if args.json:
+        print(json.dumps(_jsonable(m)))
+        return 0
+    console = _console()
+    for reason in m["skipped"]:
+        console.print(f"[yellow]skipped[/] {reason}")
+    _print_metrics(console, f"{os.path.basename(args.data)} (per file)", m, art.task)
+    if art.is_classifier:
+        from rich.table import Table
+        t = Table(title="per class (files)")
+        for col in ("label", "precision", "recall", "support"):
+            t.add_column(col, justify="right")
+        for lab, v in m["per_class"].items():
+            t.add_row(lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", str(v["support"]))
+        console.print(t)
+        cm = Table(title="confusion (rows true, columns predicted)")
+        cm.add_column("")
+        for lab in m["labels"]:
+            cm.add_column(lab[:8], justify="right")
+        for lab, row in zip(m["labels"], m["confusion"]):
+            cm.add_row(lab, *[str(v) if v else "." for v in row])
+        console.print(cm)
+    console.print(f"plot: {png}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import csv
+
+    from features import AudioError
+    from train.predict import predict_file
+
+    from .artifact import load_model
+
+    art = load_model(args.model or default_model_path())
+    failed = 0
+    writer = csv.writer(sys.stdout) if args.csv else None
+    if writer:
+        writer.writerow(["file", "start", "end", "label", "probability", "value"])
+    for path in args.files:
+        try:
+            res = predict_file(art, path, smooth=args.smooth)
+        except AudioError as exc:
+            _print_error(exc)
+            failed += 1
+            continue
+        if args.json:
+            res = {**res, "windows": [w.__dict__ for w in res["windows"]]}
+            print(json.dumps(res))
+        elif writer:
+            for w in res["windows"]:
+                writer.writerow([path, f"{w.start:.3f}", f"{w.end:.3f}", w.label or "",
+                                 "" if w.probability is None else f"{w.probability:.4f}",
+                                 "" if w.value is None else f"{w.value:.6g}"])
+        else:
+            summ = res["summary"]
+            head = (f"{summ['label']} ({summ['probability']:.2f})" if art.is_classifier
+                    else f"{summ['value']:.4g} {art.target_unit or ''}")
+            print(f"{path}: {head}  [{res['duration']:.2f} s, {len(res['windows'])} windows]")
+            for w in res["windows"]:
+                what = f"{w.label:<14} {w.probability:.2f}" if art.is_classifier else f"{w.value:.4g}"
+                print(f"  {w.start:7.2f}-{w.end:7.2f} s  {what}")
+    return 1 if failed else 0
+
+
+def default_model_path() -> str:
+    from models import default_model_path as path
+    return path()
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="audioclf", description=(
@@ -77,6 +275,49 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", metavar="PNG", help="output path (default: FILE's stem.png)")
     s.add_argument("--sr", type=int, default=16_000, help="analysis rate in Hz (default 16000)")
     s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("train", help="train a forest from a folder/CSV of recordings")
+    s.add_argument("data", nargs="?", metavar="DATA",
+                   help="folder with one subfolder per class, or CSV manifest")
+    s.add_argument("--out", required=True, metavar="MODEL", help="output .joblib path")
+    s.add_argument("--task", choices=["classify", "regress"], default=None,
+                   help="default: regress if the CSV has a 'target' column, else classify")
+    s.add_argument("--sr", type=int, default=16_000, help="sample rate in Hz (default 16000)")
+    s.add_argument("--window", type=float, default=1.0, help="window seconds (default 1.0)")
+    s.add_argument("--hop", type=float, default=0.25, help="window hop seconds (default 0.25)")
+    s.add_argument("--n-iter", type=int, default=10, help="settings tried by the search")
+    s.add_argument("--cv", type=int, default=4, help="grouped CV folds (default 4)")
+    s.add_argument("--families", default="rf,et", help="forest families: rf, et or rf,et")
+    s.add_argument("--jobs", type=int, default=-1, help="parallel workers (default all cores)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--cache", metavar="DIR", help="feature cache folder")
+    s.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    s.add_argument("--name", help="model name (default: the output file's stem)")
+    s.add_argument("--target-unit", help="unit of the regression target, e.g. dB")
+    s.add_argument("--search-json", metavar="PATH", help="where to write the search table")
+    s.add_argument("--synthetic", action="store_true",
+                   help="generate the seeded synthetic dataset (into DATA or a temp folder)")
+    s.add_argument("--synthetic-per-class", type=int, default=40)
+    s.add_argument("--json", action="store_true", help="print one JSON summary")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="metrics of a model on a labelled folder/CSV")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("data", metavar="DATA")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--png", help="plot path (confusion matrix or predicted-vs-true)")
+    s.add_argument("--jobs", type=int, default=-1)
+    s.add_argument("--no-cache", action="store_true")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("predict", help="per-window timeline and summary label for files")
+    s.add_argument("model", metavar="MODEL", nargs="?", default=None)
+    s.add_argument("files", nargs="+", metavar="FILE")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object per file")
+    out.add_argument("--csv", action="store_true", help="one CSV row per window")
+    s.add_argument("--smooth", type=int, default=1, help="moving average over N windows")
+    s.set_defaults(func=cmd_predict)
 
     for register in _REGISTRARS:
         register(sub)

@@ -218,12 +218,21 @@ def pad_to_window(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return np.pad(y, (0, cfg.window_samples - y.shape[-1]))
 
 
+def window_level_db(windows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
+    """Loudest frame RMS (dBFS) of each window ``(n_windows, F, width)`` -> ``(n_windows,)``.
+
+    Not part of the vector (which may be loudness-normalised); the drift monitor watches it.
+    """
+    return windows[:, :, FrameLayout(cfg).scalar["rms_db"]].max(axis=1)
+
+
 def signal_windows(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """Feature vectors of every window of a mono signal at ``cfg.sr``.
 
     Returns ``(starts, X)``: window start samples ``(n_windows,)`` and vectors
     ``(n_windows, n_features)``. Windows start at multiples of the window hop; a clip shorter
     than a window is zero-padded to one window; a tail shorter than a hop is not scored.
+    (:func:`batch_windows` also returns each window's level.)
     """
     y = pad_to_window(y, cfg)
     rows = _analyzer(cfg).frame_rows(y)
@@ -234,15 +243,14 @@ def signal_windows(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.nd
     return starts, window_vectors(windows, cfg)
 
 
-def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32):
     """:func:`signal_windows` for many signals, vectorised across them (the offline fast path).
 
-    Returns ``(owner, starts, X)``: for each window the index of its signal, its start sample and
-    its vector. Signals are processed ``chunk`` at a time so memory stays flat; the numbers are
-    identical to calling :func:`signal_windows` on each signal.
+    Returns ``(owner, starts, X, level_db)``: for each window the index of its signal, its start
+    sample, its vector and its level (:func:`window_level_db`). Signals are processed ``chunk``
+    at a time so memory stays flat; vectors equal :func:`signal_windows` on each signal.
     """
-    owners, starts_all, out = [], [], []
+    owners, starts_all, out, levels = [], [], [], []
     an = _analyzer(cfg)
     F, step = cfg.frames_per_window, cfg.frames_per_window_hop
     for c0 in range(0, len(signals), chunk):
@@ -257,11 +265,14 @@ def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32
             starts_all.append(starts)
             frames.append(fr)
             base += fr.shape[0]
-        rows = an.analyze(np.concatenate(frames))
-        out.append(window_vectors(rows[np.concatenate(index)], cfg))
+        windows = an.analyze(np.concatenate(frames))[np.concatenate(index)]
+        out.append(window_vectors(windows, cfg))
+        levels.append(window_level_db(windows, cfg))
     if not out:
-        return (np.zeros(0, int), np.zeros(0, int), np.zeros((0, n_features(cfg)), np.float32))
-    return np.concatenate(owners), np.concatenate(starts_all), np.concatenate(out)
+        return (np.zeros(0, int), np.zeros(0, int), np.zeros((0, n_features(cfg)), np.float32),
+                np.zeros(0, np.float32))
+    return (np.concatenate(owners), np.concatenate(starts_all), np.concatenate(out),
+            np.concatenate(levels))
 
 
 def clip_vector(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -290,8 +301,8 @@ class IncrementalFeatures:
         self.frames_done = 0
         self.windows_done = 0
 
-    def push(self, samples: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """Add mono float32 samples; return ``[(window_start_sample, vector), ...]`` completed."""
+    def push(self, samples: np.ndarray) -> list:
+        """Add mono float32 samples; return ``[(window_start_sample, vector, level_db), ...]``."""
         cfg = self.cfg
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_seen += samples.shape[0]
@@ -310,12 +321,12 @@ class IncrementalFeatures:
             buf = buf[consumed:]
         self._tail = buf.copy()
         if out:
-            starts = [s for s, _ in out]
-            X = window_vectors(np.stack([w for _, w in out]), cfg)
-            return list(zip(starts, X))
+            windows = np.stack([w for _, w in out])
+            X = window_vectors(windows, cfg)
+            return list(zip([s for s, _ in out], X, window_level_db(windows, cfg)))
         return []
 
-    def flush(self) -> list[tuple[int, np.ndarray]]:
+    def flush(self) -> list:
         """End of stream: zero-pad so a stream shorter than one window still yields one."""
         if self.windows_done == 0 and self.samples_seen < self.cfg.window_samples:
             return self.push(np.zeros(self.cfg.window_samples - self.samples_seen, np.float32))

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from features import (FeatureConfig, FeatureConfigError, IncrementalFeatures, feature_names,
+from features import (FeatureConfig, FeatureConfigError, IncrementalFeatures, batch_windows,
+                      feature_names,
                       signal_windows, window_vectors)
 from features.extract import FrameAnalyzer, FrameLayout, frame_descriptor_names
 
@@ -77,8 +78,11 @@ def test_incremental_equals_offline(rng, block):
     got = []
     for i in range(0, len(y), block):
         got += inc.push(y[i:i + block])
-    assert [s for s, _ in got] == list(starts)
-    np.testing.assert_allclose(np.stack([v for _, v in got]), X, rtol=1e-6, atol=1e-6)
+    assert [s for s, _, _ in got] == list(starts)
+    np.testing.assert_allclose(np.stack([v for _, v, _ in got]), X, rtol=1e-6, atol=1e-6)
+    _, _, Xb, levels = batch_windows([y], CFG)
+    np.testing.assert_array_equal(Xb, X)
+    np.testing.assert_allclose([lv for _, _, lv in got], levels, atol=1e-6)
     assert inc.nbytes < 128 * 1024
 
 
@@ -87,7 +91,7 @@ def test_short_stream_flush_equals_padded_clip(rng):
     _, X = signal_windows(y, CFG)
     inc = IncrementalFeatures(CFG)
     assert inc.push(y) == []
-    (start, v), = inc.flush()
+    (start, v, _), = inc.flush()
     assert start == 0
     np.testing.assert_allclose(v, X[0], rtol=1e-6, atol=1e-6)
 

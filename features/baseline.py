@@ -1,0 +1,99 @@
+"""Training-time feature baseline and the drift statistics that compare recent windows with it.
+
+Pure numpy. The baseline is a dict of arrays (stored in the model artifact); the statistics are
+small pure functions so the monitor, ``drift-report`` and tests share them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+N_BINS = 10  # quantile bins for PSI
+N_QUANTILES = 101  # stored CDF resolution for KS
+EPS = 1e-4  # PSI's floor for empty bins (a bin share of 0 would make log infinite)
+
+
+def build_baseline(X: np.ndarray, names: list[str], level_db: np.ndarray | None = None,
+                   predictions=None, labels=None, confidence: float | None = None) -> dict:
+    """Summarise training windows ``X`` ``(n_windows, n_features)`` for drift monitoring.
+
+    Stores per feature: quantile bin edges and bin shares (PSI), 101 quantiles (KS), mean, std.
+    ``level_db`` (window level, dBFS) is summarised the same way as an extra track "level_db".
+    ``predictions``/``labels`` give training class frequencies; ``confidence`` the mean top-class
+    probability on held-out windows.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    tracks = list(names)
+    if level_db is not None:
+        X = np.column_stack([X, np.asarray(level_db, dtype=np.float64)])
+        tracks.append("level_db")
+    inner_q = np.linspace(0, 1, N_BINS + 1)[1:-1]
+    edges = np.quantile(X, inner_q, axis=0).T  # (n_tracks, N_BINS-1)
+    shares = np.stack([bin_shares(X[:, j], edges[j]) for j in range(X.shape[1])])
+    base = {
+        "names": tracks,
+        "n_windows": int(X.shape[0]),
+        "edges": edges.astype(np.float32),
+        "shares": shares.astype(np.float32),
+        "quantiles": np.quantile(X, np.linspace(0, 1, N_QUANTILES), axis=0).T.astype(np.float32),
+        "mean": X.mean(axis=0).astype(np.float32),
+        "std": X.std(axis=0).astype(np.float32),
+    }
+    if predictions is not None and labels is not None:
+        counts = np.array([np.sum(np.asarray(predictions) == lab) for lab in labels], float)
+        base["class_freq"] = (counts / max(counts.sum(), 1)).astype(np.float32)
+        base["labels"] = list(labels)
+    if confidence is not None:
+        base["confidence"] = float(confidence)
+    return base
+
+
+def bin_shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Share of values in each of the ``len(edges)+1`` bins (right-closed like np.digitize)."""
+    idx = np.searchsorted(edges, x, side="left")
+    return np.bincount(idx, minlength=len(edges) + 1) / max(len(x), 1)
+
+
+def psi(recent: np.ndarray, edges: np.ndarray, base_shares: np.ndarray) -> np.ndarray:
+    """Population stability index per feature: recent ``(n, n_tracks)`` vs baseline bins.
+
+    ``sum((r - b) * ln(r / b))`` over the baseline's quantile bins, both shares floored at 1e-4.
+    Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.
+    """
+    recent = np.asarray(recent, dtype=np.float64)
+    out = np.empty(recent.shape[1])
+    for j in range(recent.shape[1]):
+        r = np.maximum(bin_shares(recent[:, j], edges[j]), EPS)
+        b = np.maximum(base_shares[j].astype(np.float64), EPS)
+        out[j] = np.sum((r - b) * np.log(r / b))
+    return out
+
+
+def ks_statistic(recent: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Two-sample Kolmogorov-Smirnov distance per feature, against the baseline's quantiles.
+
+    The baseline CDF is the piecewise-linear interpolation of its stored quantiles; the recent
+    CDF is empirical. Returns ``max |F_recent - F_base|`` in [0, 1].
+    """
+    recent = np.sort(np.asarray(recent, dtype=np.float64), axis=0)
+    n = recent.shape[0]
+    probs = np.linspace(0, 1, quantiles.shape[1])
+    out = np.empty(recent.shape[1])
+    ecdf_hi = np.arange(1, n + 1) / n
+    ecdf_lo = np.arange(0, n) / n
+    for j in range(recent.shape[1]):
+        q = quantiles[j].astype(np.float64)
+        q_unique, first = np.unique(q, return_index=True)
+        if len(q_unique) == 1:  # constant in training: any other value is fully shifted
+            base_cdf = (recent[:, j] >= q_unique[0]).astype(float)
+        else:
+            last = np.r_[first[1:] - 1, len(q) - 1]
+            base_cdf = np.interp(recent[:, j], q_unique, probs[last], left=0.0, right=1.0)
+        out[j] = max(np.max(np.abs(ecdf_hi - base_cdf)), np.max(np.abs(base_cdf - ecdf_lo)))
+    return out
+
+
+def mean_shift(recent: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Standardised shift of the recent mean: ``|mean_recent - mean_base| / std_base``."""
+    recent = np.asarray(recent, dtype=np.float64)
+    scale = np.maximum(std.astype(np.float64), 1e-6 + 1e-3 * np.abs(mean))
+    return np.abs(recent.mean(axis=0) - mean) / scale

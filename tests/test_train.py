@@ -1,0 +1,247 @@
+"""Offline training end to end: layouts, grouped CV, regression, artifact safety, bad data."""
+import csv
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from audioclf.artifact import ArtifactError, load_model, save_model
+from features import FeatureConfig
+from train.dataset import DataError, load_dataset
+from train.fit import TrainOptions, cv_splits, train_model
+from train.synthetic import generate_dataset, synth_clip
+from features.audio import write_wav
+
+FAST = TrainOptions(n_iter=2, cv=3, n_jobs=2, cache_dir=None, progress=False,
+                    families=("et",))
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    generate_dataset(root, n_per_class=12, seed=3, seconds=1.2)
+    return root
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "audioclf", *map(str, args)],
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
+
+
+def test_folder_layout_trains_and_evaluates(synth, tmp_path):
+    # the folder tree (no manifest used): every subfolder is a class
+    ds = load_dataset(synth)
+    assert ds.task == "classify" and len(ds.labels) == 8 and not ds.has_groups
+    res = train_model(ds, FeatureConfig(), FAST)
+    assert res.artifact.labels == sorted(ds.labels)
+    assert res.artifact.metrics["validation"]["accuracy"] > 0.6
+    assert set(res.search[0]) >= {"family", "n_estimators", "max_depth", "max_features",
+                                  "min_samples_leaf", "score"}
+
+
+def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):
+    model = tmp_path / "m.joblib"
+    out = run_cli("train", synth / "manifest.csv", "--out", model, "--n-iter", 2, "--cv", 3,
+                  "--families", "et", "--no-cache", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["metrics"]["test"]["accuracy"] > 0.6
+    assert os.path.exists(str(model) + ".sha256")
+    search = json.loads((tmp_path / "m.search.json").read_text())
+    assert len(search) == 2 and search[0]["score"] >= search[1]["score"]
+
+    ev = run_cli("evaluate", model, synth / "manifest.csv", "--json", "--png", tmp_path / "c.png")
+    assert ev.returncode == 0, ev.stderr
+    m = json.loads(ev.stdout)
+    assert {"accuracy", "balanced_accuracy", "macro_f1"} <= set(m)
+    assert m["n"] == 8 * 3  # the test split: items 0, 5, 10 of each class
+    assert m["accuracy"] == pytest.approx(summary["metrics"]["test"]["accuracy"])
+    assert os.path.getsize(tmp_path / "c.png") > 1000
+
+    wav = synth / "siren" / "siren_000.wav"
+    pr = run_cli("predict", model, wav, "--json")
+    assert pr.returncode == 0, pr.stderr
+    res = json.loads(pr.stdout)
+    assert res["windows"] and res["summary"]["label"] in summary_labels(model)
+    csv_out = run_cli("predict", model, wav, "--csv")
+    assert csv_out.stdout.splitlines()[0] == "file,start,end,label,probability,value"
+
+
+def summary_labels(model):
+    return load_model(model).labels
+
+
+def test_grouped_cv_never_splits_a_group():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"spk{i}" for i in range(6)], 20)
+    y = np.tile(np.arange(4), 30)
+    for tr, va in cv_splits("classify", y, groups, None, 4, 0):
+        assert not set(groups[tr]) & set(groups[va])
+    folds = rng.integers(0, 3, len(y))
+    for tr, va in cv_splits("classify", y, groups, folds, 4, 0):
+        assert len(set(folds[va])) == 1 and folds[va][0] not in set(folds[tr])
+
+
+def test_training_groups_are_files_or_speakers(tmp_path):
+    """Long recordings yield many windows; all windows of one file (or speaker) stay together."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(8):
+        for kind in ("tone", "noise"):
+            p = tmp_path / f"{kind}{i}.wav"
+            write_wav(p, synth_clip(kind, rng, seconds=3.0), 16000)
+            rows.append({"path": p.name, "label": kind, "group": f"rec{i % 4}"})
+    manifest = tmp_path / "m.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "label", "group"])
+        w.writeheader()
+        w.writerows(rows)
+    ds = load_dataset(manifest)
+    assert ds.has_groups
+    res = train_model(ds, FeatureConfig(), FAST)
+    assert res.artifact.metrics["n_train_windows"] == 16 * 9  # 3 s -> 9 windows of 1 s / 0.25 s
+
+
+def test_regression_path_snr(tmp_path):
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(40):
+        snr = float(rng.uniform(-5, 30))
+        clean = synth_clip("speech_like", rng, seconds=1.0)
+        noise = rng.standard_normal(len(clean)) * np.std(clean) * 10 ** (-snr / 20)
+        p = tmp_path / f"c{i}.wav"
+        write_wav(p, np.clip(clean + noise, -1, 1), 16000, subtype="FLOAT")
+        rows.append({"path": p.name, "target": f"{snr:.2f}", "split": "test" if i % 5 == 0 else "train"})
+    manifest = tmp_path / "snr.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "target", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    ds = load_dataset(manifest)
+    assert ds.task == "regress"
+    res = train_model(ds, FeatureConfig(), FAST)
+    assert res.artifact.task == "regress" and res.artifact.labels is None
+    assert res.artifact.metrics["test"]["r2"] > 0.5
+    path = tmp_path / "snr.joblib"
+    save_model(res.artifact, path)
+    again = load_model(path)
+    np.testing.assert_allclose(again.score(np.zeros((1, len(again.feature_names)))),
+                               res.artifact.score(np.zeros((1, len(again.feature_names)))))
+
+
+def small_artifact(tmp_path):
+    ds = load_dataset(tmp_path / "two")
+    return train_model(ds, FeatureConfig(), FAST).artifact
+
+
+@pytest.fixture
+def two_class(tmp_path):
+    rng = np.random.default_rng(1)
+    for kind in ("tone", "noise"):
+        (tmp_path / "two" / kind).mkdir(parents=True)
+        for i in range(6):
+            write_wav(tmp_path / "two" / kind / f"{i}.wav", synth_clip(kind, rng, seconds=1.0),
+                      16000)
+    return tmp_path / "two"
+
+
+def test_artifact_roundtrip_and_contents(two_class, tmp_path):
+    art = train_model(load_dataset(two_class), FeatureConfig(), FAST).artifact
+    path = tmp_path / "a.joblib"
+    digest = save_model(art, path)
+    again = load_model(path)
+    assert again.digest == digest and again.labels == ["noise", "tone"]
+    assert again.feature_config == FeatureConfig()
+    for key in ("edges", "shares", "quantiles", "mean", "std", "class_freq"):
+        assert key in again.baseline
+    assert {"sklearn", "numpy", "audioclf"} <= set(again.versions)
+    assert again.data_fingerprint and again.created and again.metrics["validation"]
+
+
+def test_digest_mismatch_is_refused(two_class, tmp_path):
+    art = train_model(load_dataset(two_class), FeatureConfig(), FAST).artifact
+    path = tmp_path / "a.joblib"
+    save_model(art, path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="mismatch"):
+        load_model(path)
+    os.remove(str(path) + ".sha256")
+    with pytest.raises(ArtifactError, match="no digest file"):
+        load_model(path)
+
+
+def test_hmac_key(two_class, tmp_path, monkeypatch):
+    art = train_model(load_dataset(two_class), FeatureConfig(), FAST).artifact
+    path = tmp_path / "k.joblib"
+    monkeypatch.setenv("AUDIOCLF_MODEL_KEY", "s3cret")
+    save_model(art, path)
+    assert os.path.exists(str(path) + ".hmac") and not os.path.exists(str(path) + ".sha256")
+    load_model(path)
+    monkeypatch.setenv("AUDIOCLF_MODEL_KEY", "other")
+    with pytest.raises(ArtifactError, match="HMAC mismatch"):
+        load_model(path)
+    monkeypatch.delenv("AUDIOCLF_MODEL_KEY")
+    with pytest.raises(ArtifactError, match="set AUDIOCLF_MODEL_KEY"):
+        load_model(path)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {EVIDENCE}",))
+
+
+EVIDENCE = "/tmp/audioclf-pwned-evidence"
+
+
+def test_malicious_pickle_is_never_executed(tmp_path):
+    if os.path.exists(EVIDENCE):
+        os.remove(EVIDENCE)
+    path = tmp_path / "evil.joblib"
+    path.write_bytes(pickle.dumps({"format": "audioclf-model", "x": _Evil()}))
+    # a digest file from someone else (not matching) and none at all: both refused unread
+    (tmp_path / "evil.joblib.sha256").write_text("0" * 64 + "  evil.joblib\n")
+    out = run_cli("predict", path, __file__)
+    assert out.returncode == 1 and "mismatch" in out.stderr and "Traceback" not in out.stderr
+    os.remove(tmp_path / "evil.joblib.sha256")
+    with pytest.raises(ArtifactError):
+        load_model(path)
+    assert not os.path.exists(EVIDENCE)
+
+
+def test_corrupt_file_is_skipped_and_counted(two_class, tmp_path):
+    (two_class / "tone" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
+    out = run_cli("train", two_class, "--out", tmp_path / "m.joblib", "--n-iter", 1, "--cv", 2,
+                  "--families", "et", "--no-cache", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert len(res["skipped"]) == 1 and "broken.wav" in res["skipped"][0]
+
+
+def test_empty_class_and_single_class_errors(tmp_path):
+    rng = np.random.default_rng(2)
+    (tmp_path / "d" / "a").mkdir(parents=True)
+    (tmp_path / "d" / "b").mkdir(parents=True)
+    write_wav(tmp_path / "d" / "a" / "x.wav", synth_clip("tone", rng, seconds=1.0), 16000)
+    with pytest.raises(DataError, match="no audio files: b"):
+        load_dataset(tmp_path / "d")
+    os.rmdir(tmp_path / "d" / "b")
+    with pytest.raises(DataError, match="only one class"):
+        load_dataset(tmp_path / "d")
+    out = run_cli("train", tmp_path / "d", "--out", tmp_path / "m.joblib")
+    assert out.returncode == 1 and "only one class" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_feature_cache_is_used(two_class, tmp_path):
+    opts = TrainOptions(n_iter=1, cv=2, n_jobs=1, cache_dir=str(tmp_path / "cache"),
+                        progress=False, families=("et",))
+    first = train_model(load_dataset(two_class), FeatureConfig(), opts)
+    second = train_model(load_dataset(two_class), FeatureConfig(), opts)
+    assert first.cache_hits == 0 and second.cache_hits == 12
+    np.testing.assert_array_equal(first.artifact.baseline["mean"], second.artifact.baseline["mean"])

@@ -1,0 +1,155 @@
+"""Datasets on disk: a folder with one subfolder per class, or a CSV manifest.
+
+CSV columns: ``path`` (relative to the CSV's folder), ``label`` (classification) or ``target``
+(regression), optional ``group`` (speaker, source recording...), ``split`` (train/test) and
+``fold`` (integer). Without groups, each file is its own group: windows of one recording never
+land on both sides of a validation split.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64",
+                    ".rf64", ".caf")
+
+
+class DataError(ValueError):
+    """A dataset that cannot be trained on; the message says which and why, in one line."""
+
+
+@dataclass
+class Item:
+    path: str
+    label: str | None = None
+    target: float | None = None
+    group: str | None = None
+    split: str | None = None
+    fold: int | None = None
+
+
+@dataclass
+class Dataset:
+    items: list[Item]
+    task: str  # "classify" | "regress"
+    source: str
+    target_name: str | None = None
+    has_groups: bool = False
+    has_split: bool = False
+    has_folds: bool = False
+    labels: list[str] = field(default_factory=list)
+
+    def subset(self, split: str) -> list[Item]:
+        return [it for it in self.items if (it.split or "train") == split]
+
+
+def load_dataset(data, task: str | None = None, require_labels: bool = True) -> Dataset:
+    """Read a folder-per-class tree or a CSV manifest; validate it for ``task``."""
+    data = os.fspath(data)
+    if not os.path.exists(data):
+        raise DataError(f"{data}: no such file or folder")
+    if os.path.isdir(data):
+        ds = _from_folders(data)
+    elif data.lower().endswith(".csv"):
+        ds = _from_csv(data, task)
+    else:
+        raise DataError(f"{data}: expected a folder of class subfolders or a .csv manifest")
+    if task and task != ds.task:
+        if task == "regress" and ds.task == "classify" and ds.source.endswith(".csv"):
+            raise DataError(f"{data}: --task regress needs a numeric 'target' column")
+        if task == "regress":
+            raise DataError(f"{data}: a class-folder tree can only be used for classification")
+        raise DataError(f"{data}: has a 'target' column; use --task regress or a 'label' column")
+    if require_labels:
+        _validate(ds)
+    return ds
+
+
+def _from_folders(root: str) -> Dataset:
+    classes = sorted(d for d in os.listdir(root)
+                     if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: no class subfolders (expected {root}/<class>/<file>.wav)")
+    items, empty = [], []
+    for cls in classes:
+        files = sorted(_audio_files(os.path.join(root, cls)))
+        if not files:
+            empty.append(cls)
+        items += [Item(path=f, label=cls) for f in files]
+    if empty:
+        raise DataError(f"{root}: class folder(s) with no audio files: {', '.join(empty)}")
+    return Dataset(items=items, task="classify", source=root, labels=classes)
+
+
+def _audio_files(folder: str):
+    for dirpath, _, names in os.walk(folder):
+        for n in names:
+            if n.lower().endswith(AUDIO_EXTENSIONS):
+                yield os.path.join(dirpath, n)
+
+
+def _from_csv(path: str, task: str | None) -> Dataset:
+    base = os.path.dirname(os.path.abspath(path))
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read CSV ({exc})") from None
+    if "path" not in columns:
+        raise DataError(f"{path}: no 'path' column (columns: {', '.join(columns) or 'none'})")
+    has_target = "target" in columns
+    label_col = "label" if "label" in columns else None
+    if task == "regress" or (task is None and has_target and not label_col):
+        ds_task = "regress"
+        if not has_target:
+            raise DataError(f"{path}: regression needs a 'target' column")
+    else:
+        ds_task = "classify"
+        if not label_col:
+            raise DataError(f"{path}: classification needs a 'label' column (or use a 'target' "
+                            "column with --task regress)")
+    items = []
+    for line, row in enumerate(rows, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        if not row.get("path"):
+            raise DataError(f"{path}:{line}: empty path")
+        item = Item(path=os.path.normpath(os.path.join(base, row["path"])),
+                    group=row.get("group") or None, split=(row.get("split") or None))
+        if ds_task == "regress":
+            try:
+                item.target = float(row["target"])
+            except ValueError:
+                raise DataError(f"{path}:{line}: target {row['target']!r} is not a number"
+                                ) from None
+        else:
+            item.label = row.get(label_col) or None
+        if row.get("fold"):
+            try:
+                item.fold = int(row["fold"])
+            except ValueError:
+                raise DataError(f"{path}:{line}: fold {row['fold']!r} is not an integer") from None
+        if item.split and item.split not in ("train", "test"):
+            raise DataError(f"{path}:{line}: split must be 'train' or 'test', not {item.split!r}")
+        items.append(item)
+    labels = sorted({it.label for it in items if it.label}) if ds_task == "classify" else []
+    return Dataset(items=items, task=ds_task, source=path, target_name="target",
+                   has_groups=any(it.group for it in items), labels=labels,
+                   has_split=any(it.split for it in items),
+                   has_folds=any(it.fold is not None for it in items))
+
+
+def _validate(ds: Dataset) -> None:
+    if not ds.items:
+        raise DataError(f"{ds.source}: no audio files listed")
+    if ds.task == "classify":
+        unlabelled = [it.path for it in ds.items if not it.label]
+        if unlabelled:
+            raise DataError(f"{ds.source}: {len(unlabelled)} row(s) have an empty label, e.g. "
+                            f"{unlabelled[0]} (fill in the label column)")
+        train_labels = {it.label for it in ds.items if (it.split or "train") == "train"}
+        if len(train_labels) < 2:
+            raise DataError(f"{ds.source}: only one class ({', '.join(train_labels) or 'none'}) "
+                            "in the training data; a classifier needs at least two")

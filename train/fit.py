@@ -1,0 +1,199 @@
+"""Train a forest on a dataset: features -> grouped hyperparameter search -> refit -> artifact."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from audioclf.artifact import ModelArtifact, library_versions
+from features import FeatureConfig, feature_names
+from features.baseline import build_baseline
+
+from .dataset import DataError, Dataset
+from .evaluate import evaluate_scores
+from .extract import extract_windows
+
+SEARCH_SPACE = {
+    "n_estimators": [100, 200, 300],
+    "max_depth": [None, 24, 16],
+    "max_features": ["sqrt", "log2", 0.1, 0.2],
+    "min_samples_leaf": [1, 2, 4],
+}
+
+
+@dataclass
+class TrainOptions:
+    n_iter: int = 10  # settings tried by the randomised search
+    cv: int = 4  # folds (grouped) when the data has no fold column
+    n_jobs: int = -1
+    seed: int = 0
+    cache_dir: str | None = ""  # "" default cache, None off
+    progress: bool = True
+    name: str = "model"
+    target_unit: str = ""
+    families: tuple = ("rf", "et")  # RandomForest and/or ExtraTrees
+
+
+@dataclass
+class TrainResult:
+    artifact: ModelArtifact
+    search: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    n_train_files: int = 0
+    n_test_files: int = 0
+    cache_hits: int = 0
+
+
+def _forest(task: str, family: str, seed: int):
+    from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
+                                  RandomForestClassifier, RandomForestRegressor)
+
+    cls = {("classify", "rf"): RandomForestClassifier, ("classify", "et"): ExtraTreesClassifier,
+           ("regress", "rf"): RandomForestRegressor, ("regress", "et"): ExtraTreesRegressor}
+    return cls[(task, family)](random_state=seed, n_jobs=1)
+
+
+def candidate_settings(opts: TrainOptions) -> list[dict]:
+    """The settings the search tries: a seeded random sample of the grid, per forest family."""
+    from sklearn.model_selection import ParameterSampler
+
+    grid = [{"family": list(opts.families), **SEARCH_SPACE}]
+    return list(ParameterSampler(grid, n_iter=opts.n_iter, random_state=opts.seed))
+
+
+def cv_splits(task: str, y, groups, folds, n_splits: int, seed: int):
+    """Grouped splits: the fold column if given, else (Stratified)GroupKFold over groups."""
+    from sklearn.model_selection import GroupKFold, PredefinedSplit, StratifiedGroupKFold
+
+    if folds is not None:
+        return list(PredefinedSplit(folds).split())
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise DataError("cross-validation needs at least two groups (files or speakers)")
+    k = min(n_splits, n_groups)
+    if task == "classify":
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
+    return list(GroupKFold(n_splits=k).split(np.zeros(len(y)), y, groups))
+
+
+def search(task, X, y, splits, settings, n_jobs, seed):
+    """Score every setting on every split (in parallel); returns rows sorted best first."""
+    from joblib import Parallel, delayed
+
+    jobs = [delayed(_fit_score)(task, X, y, tr, va, s, seed)
+            for s in settings for tr, va in splits]
+    scores = Parallel(n_jobs=n_jobs)(jobs)
+    rows = []
+    for i, s in enumerate(settings):
+        fold_scores = scores[i * len(splits):(i + 1) * len(splits)]
+        rows.append({**{k: s[k] for k in ("family", *SEARCH_SPACE)},
+                     "score": float(np.mean(fold_scores)), "std": float(np.std(fold_scores))})
+    rows.sort(key=lambda r: -r["score"])
+    return rows
+
+
+def _fit_score(task, X, y, tr, va, setting, seed):
+    model = _forest(task, setting["family"], seed)
+    model.set_params(**{k: setting[k] for k in SEARCH_SPACE})
+    model.fit(X[tr], y[tr])
+    if task == "classify":
+        return float(np.mean(model.predict(X[va]) == y[va]))
+    from sklearn.metrics import r2_score
+    return float(r2_score(y[va], model.predict(X[va])))
+
+
+def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainResult:
+    paths = [it.path for it in ds.items]
+    win = extract_windows(paths, cfg, n_jobs=opts.n_jobs, cache_dir=opts.cache_dir,
+                          progress=opts.progress)
+    if win.X.shape[0] == 0:
+        raise DataError(f"{ds.source}: no file could be read ({len(win.skipped)} skipped)")
+    items = ds.items
+    is_test = np.array([(items[o].split or "train") == "test" for o in win.owner])
+    tr = ~is_test
+    if ds.task == "classify":
+        truth = np.array([it.label for it in items], dtype=object)
+    else:
+        truth = np.array([it.target for it in items], dtype=float)
+    y_all = truth[win.owner]
+    X_tr, y_tr, own_tr = win.X[tr], y_all[tr], win.owner[tr]
+    if ds.task == "classify":
+        present = sorted(set(y_tr))
+        if len(present) < 2:
+            raise DataError(f"{ds.source}: after skipping unreadable files only "
+                            f"{len(present)} class remains; a classifier needs at least two")
+        missing = sorted(set(ds.labels) - set(present))
+        if missing:
+            raise DataError(f"{ds.source}: no readable training audio for class(es) "
+                            f"{', '.join(missing)}")
+    groups = np.array([items[o].group or items[o].path for o in own_tr])
+    folds = (np.array([items[o].fold if items[o].fold is not None else -1 for o in own_tr])
+             if ds.has_folds else None)
+    splits = cv_splits(ds.task, y_tr, groups, folds, opts.cv, opts.seed)
+    settings = candidate_settings(opts)
+    rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed)
+    best = rows[0]
+
+    # validation predictions of the chosen setting (out-of-fold), for metrics and the baseline
+    oof, validated = _out_of_fold(ds.task, X_tr, y_tr, splits, best, opts)
+    model = _forest(ds.task, best["family"], opts.seed)
+    model.set_params(**{k: best[k] for k in SEARCH_SPACE})
+    model.fit(X_tr, y_tr)
+    model.set_params(n_jobs=1)  # live scoring is one small batch at a time
+    labels = [str(c) for c in model.classes_] if ds.task == "classify" else None
+
+    metrics = {"validation": evaluate_scores(ds.task, labels, oof[validated], own_tr[validated],
+                                             truth),
+               "cv_score": best["score"], "n_train_windows": int(tr.sum())}
+    art = ModelArtifact(estimator=model, feature_config=cfg, task=ds.task, labels=labels,
+                        target_name=ds.target_name if ds.task == "regress" else None,
+                        target_unit=opts.target_unit or None, name=opts.name, search=rows,
+                        versions=library_versions())
+    if is_test.any():
+        test_scores = art.score(win.X[is_test])
+        metrics["test"] = evaluate_scores(ds.task, labels, test_scores, win.owner[is_test], truth)
+    art.metrics = metrics
+    confidence = float(oof[validated].max(axis=1).mean()) if ds.task == "classify" else None
+    art.baseline = build_baseline(X_tr, feature_names(cfg), level_db=win.level_db[tr],
+                                  predictions=y_tr if labels else None, labels=labels,
+                                  confidence=confidence)
+    art.data_fingerprint = _fingerprint(X_tr, y_tr)
+    return TrainResult(artifact=art, search=rows, skipped=win.skipped,
+                       n_train_files=len(np.unique(own_tr)),
+                       n_test_files=len(np.unique(win.owner[is_test])),
+                       cache_hits=win.cache_hits)
+
+
+def _out_of_fold(task, X, y, splits, setting, opts):
+    from joblib import Parallel, delayed
+
+    def fold(tr, va):
+        m = _forest(task, setting["family"], opts.seed)
+        m.set_params(**{k: setting[k] for k in SEARCH_SPACE})
+        m.fit(X[tr], y[tr])
+        return va, (m.predict_proba(X[va]) if task == "classify" else m.predict(X[va])), \
+            (list(m.classes_) if task == "classify" else None)
+
+    parts = Parallel(n_jobs=opts.n_jobs)(delayed(fold)(tr, va) for tr, va in splits)
+    validated = np.zeros(len(y), bool)
+    for va, _, _ in parts:
+        validated[va] = True
+    if task == "classify":
+        classes = sorted(set(y))
+        out = np.zeros((len(y), len(classes)))
+        for va, p, cls in parts:
+            cols = [classes.index(c) for c in cls]
+            out[np.ix_(va, cols)] = p
+        return out, validated
+    out = np.zeros(len(y))
+    for va, p, _ in parts:
+        out[va] = p
+    return out, validated
+
+
+def _fingerprint(X, y) -> str:
+    h = hashlib.sha256(np.ascontiguousarray(X).tobytes())
+    h.update("\x00".join(map(str, y)).encode())
+    return h.hexdigest()

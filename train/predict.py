@@ -1,0 +1,55 @@
+"""Offline prediction: a per-window timeline and one summary per file."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from audioclf.artifact import ModelArtifact
+from audioclf.postprocess import Smoother
+from features import read_audio, signal_windows
+
+
+@dataclass
+class WindowPrediction:
+    start: float  # seconds
+    end: float
+    label: str | None  # classification
+    probability: float | None
+    value: float | None  # regression
+    probs: list | None = None
+
+
+def window_timeline(art: ModelArtifact, scores: np.ndarray, starts, smooth: int = 1):
+    """Turn window scores into WindowPrediction rows (causal smoothing over ``smooth`` windows)."""
+    cfg = art.feature_config
+    sm = Smoother(smooth)
+    out = []
+    for start, s in zip(starts, scores):
+        s = sm.update(s)
+        t0 = start / cfg.sr
+        t1 = t0 + cfg.window_samples / cfg.sr
+        if art.is_classifier:
+            k = int(np.argmax(s))
+            out.append(WindowPrediction(t0, t1, art.labels[k], float(s[k]), None,
+                                        [float(v) for v in s]))
+        else:
+            out.append(WindowPrediction(t0, t1, None, None, float(s)))
+    return out
+
+
+def predict_file(art: ModelArtifact, path, smooth: int = 1) -> dict:
+    """Read a file and score every window; returns timeline and summary (mean of window scores)."""
+    cfg = art.feature_config
+    y, _ = read_audio(path, sr=cfg.sr)
+    starts, X = signal_windows(y, cfg)
+    scores = art.score(X)
+    timeline = window_timeline(art, scores, starts, smooth)
+    mean = scores.mean(axis=0)
+    if art.is_classifier:
+        k = int(np.argmax(mean))
+        summary = {"label": art.labels[k], "probability": float(mean[k])}
+    else:
+        summary = {"value": float(mean)}
+    return {"file": str(path), "duration": len(y) / cfg.sr, "summary": summary,
+            "windows": timeline}
