@@ -107,7 +107,7 @@ def librosa_vectors(y: np.ndarray, shared_stft: bool = True) -> np.ndarray:
             hi = min(max(first + ((k + 1) * (last - first)) // c.n_segments, lo + 1), F)
             lo = min(lo, hi - 1)
             vec += list(m[:, lo:hi].mean(axis=1))
-        vec += [active.mean(), (last - first) / F]
+        vec += [active.mean(), (last - first) / F, ref]
         out.append(vec)
     return np.asarray(out)
 

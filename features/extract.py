@@ -100,7 +100,7 @@ def feature_names(cfg: FeatureConfig) -> list[str]:
     descs = frame_descriptor_names(cfg)
     names = [f"{d}_{s}" for s in cfg.stats for d in descs]
     names += [f"seg{k}_mfcc{i:02d}" for k in range(cfg.n_segments) for i in range(cfg.n_mfcc)]
-    names += ["active_fraction", "active_span"]
+    names += ["active_fraction", "active_span", "level_dbfs"]
     return names
 
 
@@ -117,7 +117,8 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     * Deltas (Savitzky-Golay, ``delta_width``) use all the window's frames; flux is the mean
       positive log-mel rise from the previous frame of the same window.
     * ``normalize_loudness``: RMS (dB) and MFCC 0 are taken relative to the loudest frame, which
-      makes the vector invariant to gain (up to the -100 dB floor).
+      makes the vector invariant to gain (up to the -100 dB floor) except for the one
+      ``level_dbfs`` element (loudest frame RMS, dBFS).
     * Segment pooling: the span from the first to the last active frame is cut into
       ``n_segments`` equal parts and MFCC means are taken per part, so temporal shape survives.
     """
@@ -158,7 +159,9 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     if cfg.n_segments:
         parts.append(_segment_means(mfcc, first, last + 1, cfg.n_segments).reshape(N, -1))
     n_active = active.sum(axis=1)
-    parts.append(np.stack([n_active / F, (last - first + 1) / F], axis=1))
+    # the absolute level stays available as one explicit feature even when the rest is
+    # loudness-normalised: without it "silence" and quiet "noise" are the same vector
+    parts.append(np.stack([n_active / F, (last - first + 1) / F, ref], axis=1))
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 

@@ -23,7 +23,7 @@ def test_names_are_stable_and_unique():
     assert len(names) == len(set(names))
     _, X = signal_windows(np.zeros(16000, np.float32), CFG)
     assert X.shape == (1, len(names))
-    assert names[0] == "mfcc00_mean" and names[-1] == "active_span"
+    assert names[0] == "mfcc00_mean" and names[-1] == "level_dbfs"
 
 
 def test_stats_are_masked_over_active_frames(rng):
@@ -48,6 +48,9 @@ def test_gain_invariance_with_loudness_normalisation(rng):
     _, a = signal_windows(y, CFG)
     _, b = signal_windows(y * 10 ** (-20 / 20), CFG)  # -20 dB
     scale = np.maximum(np.abs(a).max(axis=0), 1e-6)
+    level = feature_names(CFG).index("level_dbfs")
+    np.testing.assert_allclose(a[:, level] - b[:, level], 20.0, atol=1e-3)
+    a[:, level] = b[:, level] = 0
     assert (np.abs(a - b) / scale).max() < 1e-3
     raw = CFG.replace(normalize_loudness=False)
     _, c = signal_windows(y, raw)
@@ -133,4 +136,4 @@ def test_sklearn_pipeline(rng):
 
 def test_descriptor_names_cover_stats():
     assert len(feature_names(CFG)) == len(CFG.stats) * len(frame_descriptor_names(CFG)) + \
-        CFG.n_segments * CFG.n_mfcc + 2
+        CFG.n_segments * CFG.n_mfcc + 3

@@ -156,7 +156,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
         metrics["test"] = evaluate_scores(ds.task, labels, test_scores, win.owner[is_test], truth)
     art.metrics = metrics
     confidence = float(oof[validated].max(axis=1).mean()) if ds.task == "classify" else None
-    art.baseline = build_baseline(X_tr, feature_names(cfg), level_db=win.level_db[tr],
+    art.baseline = build_baseline(X_tr, feature_names(cfg),
                                   predictions=y_tr if labels else None, labels=labels,
                                   confidence=confidence)
     art.data_fingerprint = _fingerprint(X_tr, y_tr)

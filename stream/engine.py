@@ -1,0 +1,145 @@
+"""The streaming engine: sources push samples, the engine emits predictions.
+
+Source-agnostic (microphone, file, Kafka). Per stream it keeps an optional stateful resampler,
+the incremental feature state (only new STFT frames are computed each hop), a smoother and a
+hysteresis state machine. Windows that become ready in one ``push_many`` call are scored with
+one model call.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from audioclf.artifact import ModelArtifact
+from audioclf.postprocess import Hysteresis, Smoother
+from features import IncrementalFeatures
+
+from .resample import StreamResampler
+
+
+@dataclass
+class Prediction:
+    stream_id: str
+    window_index: int
+    start: float  # stream seconds (model-rate samples / sr)
+    end: float
+    label: str | None  # top class of the smoothed probabilities (classification)
+    probability: float | None
+    probs: dict | None  # raw (unsmoothed) class probabilities
+    value: float | None  # regression (smoothed)
+    level_db: float  # loudest frame of the window, dBFS
+    latency_ms: float  # from the push that completed the window to this prediction
+    vector: np.ndarray = field(default=None, repr=False)  # the feature vector (for drift)
+    events: list = field(default_factory=list)  # label onsets/offsets this window caused
+
+    def to_json(self) -> dict:
+        d = {"stream_id": self.stream_id, "window": self.window_index,
+             "start": round(self.start, 4), "end": round(self.end, 4),
+             "level_db": round(float(self.level_db), 2),
+             "latency_ms": round(self.latency_ms, 3)}
+        if self.label is not None:
+            d.update(label=self.label, probability=round(self.probability, 4),
+                     probs={k: round(v, 4) for k, v in self.probs.items()})
+        else:
+            d["value"] = self.value
+        if self.events:
+            d["events"] = [{"label": e.label, "onset": round(e.onset, 3),
+                            "offset": None if e.offset is None else round(e.offset, 3)}
+                           for e in self.events]
+        return d
+
+
+class StreamState:
+    """Everything one stream needs between pushes (bounded: see ``nbytes``)."""
+
+    def __init__(self, engine: "Engine", stream_id: str, input_sr: int):
+        cfg = engine.cfg
+        self.stream_id = stream_id
+        self.input_sr = int(input_sr)
+        self.resampler = None if input_sr == cfg.sr else StreamResampler(input_sr, cfg.sr)
+        self.features = IncrementalFeatures(cfg)
+        self.smoother = Smoother(engine.smooth, engine.ema)
+        self.hysteresis = Hysteresis(engine.art.labels, **engine.hysteresis) \
+            if engine.art.is_classifier else None
+        self.last_seen = time.monotonic()
+        self.windows = 0
+
+    @property
+    def nbytes(self) -> int:
+        extra = self.resampler._hist.nbytes if self.resampler is not None else 0
+        return self.features.nbytes + extra + 4096
+
+
+class Engine:
+    def __init__(self, art: ModelArtifact, smooth: int = 1, ema: float | None = None,
+                 hysteresis: dict | None = None):
+        self.art = art
+        self.cfg = art.feature_config
+        self.smooth, self.ema = smooth, ema
+        self.hysteresis = hysteresis or {}
+        self.streams: dict[str, StreamState] = {}
+        self.windows_scored = 0
+
+    def state(self, stream_id: str, input_sr: int) -> StreamState:
+        st = self.streams.get(stream_id)
+        if st is None or st.input_sr != input_sr:
+            st = self.streams[stream_id] = StreamState(self, stream_id, input_sr)
+        return st
+
+    def push(self, stream_id: str, samples: np.ndarray, input_sr: int | None = None
+             ) -> list[Prediction]:
+        return self.push_many([(stream_id, samples, input_sr or self.cfg.sr)])
+
+    def push_many(self, chunks) -> list[Prediction]:
+        """``chunks``: iterable of ``(stream_id, mono float32 samples, input_sr)``.
+
+        All windows completed by these chunks are scored in one model call.
+        """
+        t0 = time.perf_counter()
+        ready = []
+        for stream_id, samples, sr in chunks:
+            st = self.state(stream_id, sr)
+            st.last_seen = time.monotonic()
+            x = st.resampler.process(samples) if st.resampler is not None else samples
+            for start, vec, level in st.features.push(x):
+                ready.append((st, start, vec, level))
+        return self._score(ready, t0)
+
+    def flush(self, stream_id: str) -> list[Prediction]:
+        """End of a stream: a stream shorter than one window still gets one (zero-padded)."""
+        st = self.streams.get(stream_id)
+        if st is None:
+            return []
+        t0 = time.perf_counter()
+        return self._score([(st, s, v, lv) for s, v, lv in st.features.flush()], t0)
+
+    def drop(self, stream_id: str) -> None:
+        self.streams.pop(stream_id, None)
+
+    def _score(self, ready, t0) -> list[Prediction]:
+        if not ready:
+            return []
+        X = np.stack([v for _, _, v, _ in ready])
+        scores = self.art.score(X)
+        latency = (time.perf_counter() - t0) * 1000
+        cfg, labels = self.cfg, self.art.labels
+        out = []
+        for (st, start, vec, level), s in zip(ready, scores):
+            t_start = start / cfg.sr
+            t_end = t_start + cfg.window_samples / cfg.sr
+            smoothed = st.smoother.update(s)
+            if labels is not None:
+                k = int(np.argmax(smoothed))
+                events = st.hysteresis.update(smoothed, t_start, t_end)
+                pred = Prediction(st.stream_id, st.windows, t_start, t_end, labels[k],
+                                  float(smoothed[k]), dict(zip(labels, map(float, s))), None,
+                                  float(level), latency, vec, list(events))
+            else:
+                pred = Prediction(st.stream_id, st.windows, t_start, t_end, None, None, None,
+                                  float(smoothed), float(level), latency, vec)
+            st.windows += 1
+            out.append(pred)
+        self.windows_scored += len(out)
+        return out
