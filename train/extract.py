@@ -77,7 +77,10 @@ def extract_windows(paths: list[str], cfg: FeatureConfig, n_jobs: int = -1,
 
 def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
     """Worker: ``{index: (starts, X, level_db) | error message}`` and the number of cache hits."""
+    from features import n_features
+
     out, todo, hits = {}, [], 0
+    width = n_features(cfg)
     for i, path in items:
         try:
             with open(path, "rb") as fh:
@@ -89,9 +92,11 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
         if cached and os.path.exists(cached):
             try:
                 with np.load(cached) as z:
-                    out[i] = (z["starts"], z["X"], z["level_db"])
-                hits += 1
-                continue
+                    entry = (z["starts"], z["X"], z["level_db"])
+                if entry[1].ndim == 2 and entry[1].shape[1] == width:
+                    out[i] = entry
+                    hits += 1
+                    continue
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache entry is recomputed
         try:
