@@ -253,6 +253,71 @@ def cmd_predict(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_devices(args) -> int:
+    from stream.devices import input_devices
+
+    devices = input_devices()
+    if not devices:
+        print("no input devices found")
+        return 1
+    for d in devices:
+        print(f"{d['index']:3d}  {d['name']}  ({d['channels']} in, default "
+              f"{d['default_samplerate']:.0f} Hz)")
+    return 0
+
+
+def cmd_listen(args) -> int:
+    import tempfile
+
+    from stream.engine import Engine
+    from stream.listen import run
+    from stream.sources import FileSource, MicSource
+
+    from .artifact import load_model
+
+    art = load_model(args.model or default_model_path())
+    if args.window or args.hop:
+        cfg = art.feature_config
+        if (args.window or cfg.window_seconds) != cfg.window_seconds or \
+                (args.hop or cfg.window_hop_seconds) != cfg.window_hop_seconds:
+            raise ValueError(f"the model was trained with --window {cfg.window_seconds} --hop "
+                             f"{cfg.window_hop_seconds}; windows are part of its features")
+    engine = Engine(art, smooth=args.smooth, ema=args.ema)
+    sr = art.feature_config.sr
+    if args.demo:
+        from features.audio import write_wav
+        from train.synthetic import demo_sequence
+        y, _ = demo_sequence(sr=sr)
+        source = FileSource(None, sr, realtime=not args.fast, samples=y)
+    elif args.file:
+        source = FileSource(args.file, sr, realtime=not args.fast)
+    else:
+        source = MicSource(args.device, args.rate, args.channels)
+    monitor = None
+    if not args.no_drift and art.baseline:
+        from stream.drift import DriftMonitor
+        monitor = DriftMonitor(art, capture_dir=args.capture_dir)
+        monitor.start()
+    metrics_server = None
+    if args.metrics_port:
+        from stream.metrics import serve_metrics
+        metrics_server = serve_metrics(args.metrics_port, engine=engine, monitors=[monitor])
+    try:
+        summary = run(engine, source, emit_json=args.json, max_seconds=args.seconds,
+                      monitor=monitor)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+    if monitor is not None:
+        summary["drift"] = monitor.status_dict()
+    print(json.dumps({"summary": summary}) if args.json else
+          "summary: " + ", ".join(f"{k} {v}" for k, v in summary.items()
+                                  if not isinstance(v, dict)), file=sys.stderr)
+    return 0
+
+
 def default_model_path() -> str:
     from models import default_model_path as path
     return path()
@@ -318,6 +383,30 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--csv", action="store_true", help="one CSV row per window")
     s.add_argument("--smooth", type=int, default=1, help="moving average over N windows")
     s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("listen", help="live classification from the microphone (or a file)")
+    s.add_argument("--model", help="model artifact (default: the shipped default model)")
+    src = s.add_mutually_exclusive_group()
+    src.add_argument("--device", help="input device index or name (see `audioclf devices`)")
+    src.add_argument("--file", help="stream this file through the live engine instead")
+    src.add_argument("--demo", action="store_true",
+                     help="stream a generated demo soundtrack (no microphone needed)")
+    s.add_argument("--rate", type=int, help="device sample rate (default: the device's)")
+    s.add_argument("--channels", type=int, default=1)
+    s.add_argument("--window", type=float, help="must match the model's window (seconds)")
+    s.add_argument("--hop", type=float, help="must match the model's hop (seconds)")
+    s.add_argument("--smooth", type=int, default=1, help="moving average over N windows")
+    s.add_argument("--ema", type=float, help="exponential smoothing factor instead (0-1]")
+    s.add_argument("--fast", action="store_true", help="--file/--demo as fast as possible")
+    s.add_argument("--seconds", type=float, help="stop after this many seconds")
+    s.add_argument("--json", action="store_true", help="one JSON line per prediction")
+    s.add_argument("--no-drift", action="store_true", help="no drift monitor")
+    s.add_argument("--capture-dir", help="save drifted windows here for retraining")
+    s.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    s.set_defaults(func=cmd_listen)
+
+    s = sub.add_parser("devices", help="list audio input devices")
+    s.set_defaults(func=cmd_devices)
 
     for register in _REGISTRARS:
         register(sub)

@@ -1,0 +1,130 @@
+"""The live loop: read a source, push into the engine, show predictions (dashboard or JSON)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import Engine, Prediction
+
+
+@dataclass
+class ListenStats:
+    started: float = field(default_factory=time.monotonic)
+    audio_seconds: float = 0.0
+    predictions: int = 0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=2000))
+    history: deque = field(default_factory=lambda: deque(maxlen=8))
+    last: Prediction | None = None
+    level_db: float = float("-inf")
+
+    def summary(self, source) -> dict:
+        lat = np.array(self.latencies) if self.latencies else np.zeros(1)
+        return {"duration_s": round(time.monotonic() - self.started, 2),
+                "audio_s": round(self.audio_seconds, 2), "predictions": self.predictions,
+                "overruns": source.overruns, "input_overflows": source.input_overflows,
+                "latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
+                "latency_ms_p99": round(float(np.percentile(lat, 99)), 3)}
+
+
+def run(engine: Engine, source, emit_json: bool = False, stream_id: str = "live",
+        max_seconds: float | None = None, out=None, monitor=None) -> dict:
+    """Read ``source`` until it ends (or Ctrl-C / ``max_seconds``); returns the summary."""
+    out = out or sys.stdout
+    stats = ListenStats()
+    dashboard = None if emit_json else _Dashboard(engine, stats, source, monitor)
+    source.start()
+    try:
+        if dashboard:
+            dashboard.__enter__()
+        while max_seconds is None or time.monotonic() - stats.started < max_seconds:
+            chunk = source.read(timeout=0.05)
+            if chunk is None:
+                _handle(engine.flush(stream_id), stats, emit_json, out, dashboard, monitor)
+                break
+            if chunk.size == 0:
+                continue
+            stats.audio_seconds += chunk.size / source.rate
+            peak = float(np.max(np.abs(chunk)))
+            stats.level_db = 20 * np.log10(peak) if peak > 0 else -120.0
+            preds = engine.push(stream_id, chunk, source.rate)
+            _handle(preds, stats, emit_json, out, dashboard, monitor)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        source.stop()
+        if dashboard:
+            dashboard.__exit__(None, None, None)
+    return stats.summary(source)
+
+
+def _handle(preds, stats, emit_json, out, dashboard, monitor):
+    for p in preds:
+        stats.predictions += 1
+        stats.latencies.append(p.latency_ms)
+        stats.last = p
+        stats.history.append(p)
+        if monitor is not None:
+            monitor.submit(p)
+        if emit_json:
+            d = p.to_json()
+            if monitor is not None:
+                d["drift"] = monitor.status_dict()
+            out.write(json.dumps(d) + "\n")
+            out.flush()
+    if dashboard and preds:
+        dashboard.refresh()
+
+
+class _Dashboard:
+    """rich Live view: top-k bars, smoothed winner, level meter, history, counters, drift."""
+
+    def __init__(self, engine, stats, source, monitor):
+        from rich.live import Live
+
+        self.engine, self.stats, self.source, self.monitor = engine, stats, source, monitor
+        self.live = Live(self._render(), refresh_per_second=8, transient=False)
+
+    def __enter__(self):
+        self.live.__enter__()
+
+    def __exit__(self, *exc):
+        self.live.__exit__(*exc)
+
+    def refresh(self):
+        self.live.update(self._render())
+
+    def _render(self):
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
+        s, p = self.stats, self.stats.last
+        table = Table.grid(padding=(0, 1))
+        if p is not None and p.probs:
+            for label, prob in sorted(p.probs.items(), key=lambda kv: -kv[1])[:5]:
+                bar = "█" * int(prob * 30)
+                table.add_row(f"{label:>14}", f"[green]{bar:<30}[/]", f"{prob:5.2f}")
+        elif p is not None:
+            table.add_row("value", f"{p.value:.4g}")
+        winner = Text(f"{p.label}  ({p.probability:.2f})" if p and p.label else "…",
+                      style="bold cyan")
+        level = max(-60.0, min(0.0, s.level_db))
+        meter = f"[yellow]{'▮' * int((level + 60) / 2):<30}[/] {s.level_db:6.1f} dBFS"
+        lat = np.array(s.latencies) if s.latencies else np.zeros(1)
+        counters = (f"windows {s.predictions}   overruns {self.source.overruns}   "
+                    f"input overflows {self.source.input_overflows}   latency p50 "
+                    f"{np.percentile(lat, 50):.2f} ms  p99 {np.percentile(lat, 99):.2f} ms")
+        history = "  ".join(f"{h.start:6.2f}s {h.label or round(h.value, 3)}"
+                            for h in list(s.history)[-6:])
+        parts = [Panel(Group(winner, table), title="prediction (smoothed winner)"),
+                 Panel(meter, title="input level"), Panel(history or "…", title="recent"),
+                 Panel(counters, title="counters")]
+        if self.monitor is not None:
+            parts.append(Panel(self.monitor.status_text(), title="drift"))
+        return Group(*parts)

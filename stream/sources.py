@@ -1,0 +1,121 @@
+"""Audio sources for the live loop: a microphone (sounddevice callback) or a file."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from features import read_audio
+
+from .devices import DeviceError, import_sounddevice, resolve_input
+from .ring import RingBuffer
+
+
+class MicSource:
+    """Callback capture into a ring buffer. The callback copies (and downmixes) and returns."""
+
+    def __init__(self, device=None, samplerate: int | None = None, channels: int = 1,
+                 blocksize: int = 0, ring_seconds: float = 10.0, retries: int = 3):
+        self.device, self.rate = resolve_input(device, samplerate, channels)
+        self.channels, self.blocksize, self.retries = channels, blocksize, retries
+        self.ring = RingBuffer(int(ring_seconds * self.rate))
+        self.input_overflows = 0
+        self.reopens = 0
+        self._stream = None
+        self._scratch = np.zeros(16384, dtype=np.float32)
+
+    def _callback(self, indata, frames, time_info, status):
+        if status.input_overflow:
+            self.input_overflows += 1
+        if self.channels == 1:
+            self.ring.write(indata[:, 0])
+        else:
+            out = self._scratch[:frames] if frames <= len(self._scratch) else np.empty(frames, np.float32)
+            np.mean(indata, axis=1, out=out)
+            self.ring.write(out)
+
+    def start(self):
+        sd = import_sounddevice()
+        try:
+            self._stream = sd.InputStream(device=self.device, samplerate=self.rate,
+                                          channels=self.channels, dtype="float32",
+                                          blocksize=self.blocksize, callback=self._callback)
+            self._stream.start()
+        except Exception as exc:  # noqa: BLE001
+            raise DeviceError(f"cannot open input device {self.device!r}: {exc}") from None
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        """New samples (possibly empty); None when the stream has ended for good."""
+        deadline = time.monotonic() + timeout
+        while self.ring.available == 0 and time.monotonic() < deadline:
+            if self._stream is not None and not self._stream.active:
+                self._reopen()
+            time.sleep(0.005)
+        return self.ring.read()
+
+    def _reopen(self):
+        """The device stopped under us (unplugged, server restart): retry a few times."""
+        for attempt in range(1, self.retries + 1):
+            self.reopens += 1
+            try:
+                self._stream.close()
+            except Exception:  # noqa: BLE001
+                pass
+            time.sleep(0.5 * attempt)
+            try:
+                self.start()
+                return
+            except DeviceError:
+                continue
+        raise DeviceError(f"input device {self.device!r} was lost and did not come back "
+                          f"after {self.retries} retries")
+
+    def stop(self):
+        if self._stream is not None:
+            try:
+                self._stream.stop()
+                self._stream.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._stream = None
+
+    @property
+    def overruns(self) -> int:
+        return self.ring.overruns
+
+
+class FileSource:
+    """A file decoded at the model's rate (the same decode as ``predict``), in blocks.
+
+    ``realtime=True`` paces blocks at the audio's own speed, like a microphone would.
+    """
+
+    def __init__(self, path, sr: int, block_seconds: float = 0.05, realtime: bool = True,
+                 samples: np.ndarray | None = None):
+        self.y = samples if samples is not None else read_audio(path, sr=sr)[0]
+        self.rate, self.realtime = sr, realtime
+        self.block = max(1, int(block_seconds * sr))
+        self.pos = 0
+        self.input_overflows = 0
+        self.overruns = 0
+        self._t0 = None
+
+    def start(self):
+        self._t0 = time.monotonic()
+
+    def read(self, timeout: float) -> np.ndarray | None:
+        if self.pos >= len(self.y):
+            return None
+        if self.realtime:
+            due = self._t0 + (self.pos + self.block) / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(min(delay, timeout))
+                if time.monotonic() < due:
+                    return self.y[:0]
+        chunk = self.y[self.pos:self.pos + self.block]
+        self.pos += self.block
+        return chunk
+
+    def stop(self):
+        pass

@@ -1,0 +1,166 @@
+"""Live path: engine == offline, ring buffer, smoothing/hysteresis, and a real PortAudio device.
+
+The microphone tests use ../shared/tools/virtual-mic.sh (a PulseAudio null sink seen through
+ALSA by PortAudio) and play WAVs into it while `audioclf listen --json` records.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from audioclf.artifact import load_model
+from audioclf.postprocess import Hysteresis, Smoother
+from features.audio import write_wav
+from models import default_model_path
+from stream.engine import Engine
+from stream.ring import RingBuffer
+from tests.conftest import SHARED
+from train.synthetic import synth_clip
+
+VMIC = SHARED / "tools" / "virtual-mic.sh"
+
+
+def run_cli(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "audioclf", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_ring_wraps_and_counts_overruns():
+    rb = RingBuffer(10)
+    rb.write(np.arange(7, dtype=np.float32))
+    assert rb.read().tolist() == list(range(7))
+    rb.write(np.arange(7, 15, dtype=np.float32))  # wraps around the end
+    assert rb.read().tolist() == list(range(7, 15)) and rb.overruns == 0
+    rb.write(np.arange(15, 40, dtype=np.float32))  # 25 unread into 10: 15 lost
+    assert rb.read().tolist() == list(range(30, 40))
+    assert rb.overrun_samples == 15 and rb.overruns == 1
+
+
+def test_smoother_and_hysteresis():
+    sm = Smoother(3)
+    assert sm.update([1, 0]).tolist() == [1, 0]
+    assert sm.update([0, 1]).tolist() == [0.5, 0.5]
+    sm.update([0, 1])
+    assert np.allclose(sm.update([0, 1]), [0, 1])  # the first window fell out
+    h = Hysteresis(["a", "b"], on=0.6, off=0.4, k_on=2, k_off=2)
+    assert h.update([0.7, 0.3], 0, 1) == []
+    (ev,) = h.update([0.8, 0.2], 0.25, 1.25)
+    assert (ev.label, ev.onset, ev.offset) == ("a", 0, None)
+    assert h.update([0.3, 0.7], 0.5, 1.5) == []  # one low window is not enough
+    changed = h.update([0.2, 0.8], 0.75, 1.75)
+    assert changed[0].label == "a" and changed[0].offset == 1.75
+    assert changed[1].label == "b" and changed[1].onset == 0.5
+
+
+def test_listen_file_equals_predict(tmp_path):
+    rng = np.random.default_rng(4)
+    y = np.concatenate([synth_clip(k, rng, seconds=2.0) for k in ("siren", "tone", "noise")])
+    wav = tmp_path / "three.wav"
+    write_wav(wav, y, 16000)
+    live = run_cli("listen", "--file", wav, "--fast", "--json", "--no-drift")
+    assert live.returncode == 0, live.stderr
+    lines = [json.loads(l) for l in live.stdout.splitlines()]
+    offline = json.loads(run_cli("predict", wav, "--json").stdout)["windows"]
+    assert len(lines) == len(offline) == 21
+    for a, b in zip(lines, offline):
+        assert (a["start"], a["label"]) == (round(b["start"], 4), b["label"])
+        assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
+
+
+def test_engine_resamples_other_device_rates():
+    art = load_model(default_model_path())
+    rng = np.random.default_rng(8)
+    from features.audio import resample
+    y16 = np.concatenate([synth_clip("siren", rng, seconds=3.0), synth_clip("noise", rng, seconds=3.0)])
+    y48 = resample(y16, 16000, 48000)
+    preds = []
+    eng = Engine(art)
+    for i in range(0, len(y48), 1024):  # odd block size, as a device would deliver
+        preds += eng.push("mic", y48[i:i + 1024], 48000)
+    labels = [p.label for p in preds]
+    assert labels[2] == "siren" and labels[-2] == "noise"
+
+
+# ---------------------------------------------------------------------------- real device
+@pytest.fixture(scope="module")
+def vmic_env():
+    if not VMIC.exists():
+        pytest.skip("virtual mic tool not available (../shared/tools/virtual-mic.sh)")
+    out = subprocess.run([str(VMIC), "start"], capture_output=True, text=True, timeout=180,
+                         stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        pytest.skip(f"virtual mic did not start: {out.stderr.strip()[-300:]}")
+    env = {}
+    for line in out.stdout.splitlines():
+        if line.startswith("export "):
+            k, v = line[len("export "):].split("=", 1)
+            env[k] = v
+    yield env
+
+
+def listen_while_playing(env, wav, rate, seconds, model=None, settle=1.0):
+    cmd = [sys.executable, "-m", "audioclf", "listen", "--json", "--no-drift", "--device",
+           "vmic", "--rate", str(rate), "--seconds", str(seconds)]
+    if model:
+        cmd += ["--model", str(model)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **env})
+    time.sleep(settle)  # the stream is open and hearing silence
+    subprocess.run([str(VMIC), "play", str(wav)], check=True, env={**os.environ, **env},
+                   stdin=subprocess.DEVNULL, timeout=120)
+    out, err = proc.communicate(timeout=seconds + 60)
+    assert proc.returncode == 0, err
+    return [json.loads(l) for l in out.splitlines()]
+
+
+@pytest.mark.parametrize("rate", [16000, 48000])
+def test_virtual_mic_default_model(vmic_env, tmp_path, rate):
+    rng = np.random.default_rng(11)
+    parts = [np.zeros(8000, np.float32)]
+    for kind in ("siren", "noise", "chord"):
+        parts.append(synth_clip(kind, rng, seconds=3.0) / 0.5 * 0.3)
+    wav = tmp_path / "played.wav"
+    write_wav(wav, np.clip(np.concatenate(parts), -1, 1), 16000)
+    preds = listen_while_playing(vmic_env, wav, rate, seconds=12)
+    labels = [p["label"] for p in preds]
+    assert len(preds) >= 30
+    for kind in ("siren", "noise", "chord"):
+        assert labels.count(kind) >= 4, labels
+
+
+def test_virtual_mic_fsdd_digits(vmic_env, tmp_path):
+    from tests.conftest import fsdd_manifest
+    rows = fsdd_manifest()
+    import csv
+    train = [r for r in rows if r["split"] == "train"]
+    manifest = tmp_path / "fsdd.csv"
+    with open(manifest, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "label", "group"])
+        for r in train:
+            w.writerow([r["path"], r["digit"], r["speaker"]])
+    model = tmp_path / "fsdd.joblib"
+    out = run_cli("train", manifest, "--out", model, "--n-iter", 1, "--families", "et",
+                  "--cv", 2, "--json", timeout=600)
+    assert out.returncode == 0, out.stderr
+    from features import read_audio
+    tests = [r for r in rows if r["split"] == "test" and r["speaker"] == "george"][:6]
+    gap = np.zeros(16000, np.float32)
+    y = [gap]
+    for r in tests:
+        clip, _ = read_audio(r["path"], sr=16000)
+        y += [clip, gap]
+    wav = tmp_path / "digits.wav"
+    write_wav(wav, np.concatenate(y), 16000)
+    preds = listen_while_playing(vmic_env, wav, 16000, seconds=len(np.concatenate(y)) / 16000 + 3,
+                                 model=model)
+    # the loudest window around each played digit must name it
+    heard = [p for p in preds if p["level_db"] > -45]
+    said = [r["digit"] for r in tests]
+    hits = sum(any(p["label"] == d for p in heard) for d in said)
+    assert hits >= len(said) - 1, ([p["label"] for p in heard], said)
