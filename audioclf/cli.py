@@ -318,6 +318,64 @@ def cmd_listen(args) -> int:
     return 0
 
 
+def cmd_consume(args) -> int:
+    from stream.consume import ConsumeService
+    from stream.kafka_io import client_options
+
+    from .artifact import load_model
+
+    if not args.topic:
+        raise ValueError("give at least one --topic (or AUDIOCLF_TOPIC)")
+    if not args.out_topic:
+        raise ValueError("give --out-topic (or AUDIOCLF_OUT_TOPIC)")
+    art = load_model(args.model or default_model_path())
+    monitor = None
+    if not args.no_drift and art.baseline:
+        from stream.drift import DriftMonitor
+        monitor = DriftMonitor(art, capture_dir=args.capture_dir)
+    service = ConsumeService(art, client_options(args), args.topic, args.group, args.out_topic,
+                             args.dlq_topic, args.alerts_topic, idle_timeout=args.idle_timeout,
+                             status_every=args.status_every, smooth=args.smooth,
+                             monitor=monitor)
+    if monitor is not None:
+        if args.alerts_topic:
+            monitor.on_change = service.publish_alert
+        monitor.start()
+    service.install_signal_handlers()
+    metrics_server = None
+    if args.metrics_port:
+        from stream.metrics import serve_metrics
+        metrics_server = serve_metrics(args.metrics_port, engine=service.engine,
+                                       monitors=[monitor], consume=service)
+    try:
+        summary = service.run(max_seconds=args.seconds)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+    print(json.dumps({"summary": {k: v for k, v in summary.items() if k != "event"}}),
+          file=sys.stderr)
+    return 0
+
+
+def cmd_produce(args) -> int:
+    from stream.kafka_io import client_options
+    from stream.produce import produce_files, produce_mic
+
+    opts = client_options(args)
+    if args.mic:
+        res = produce_mic(opts, args.topic, args.stream_id, args.device, args.rate,
+                          args.chunk_ms, args.dtype, args.seconds)
+    else:
+        if not args.files:
+            raise ValueError("give FILE... or --mic")
+        res = produce_files(opts, args.topic, args.stream_id, args.files, args.chunk_ms,
+                            args.dtype, args.realtime, args.wav)
+    print(json.dumps(res))
+    return 0
+
+
 def default_model_path() -> str:
     from models import default_model_path as path
     return path()
@@ -404,6 +462,44 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--capture-dir", help="save drifted windows here for retraining")
     s.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
     s.set_defaults(func=cmd_listen)
+
+    from stream.kafka_io import add_connection_args, env
+
+    s = sub.add_parser("consume", help="classify audio from Kafka topics as a consumer group")
+    add_connection_args(s)
+    s.add_argument("--topic", action="append",
+                   default=env("topic").split(",") if env("topic") else None,
+                   help="audio topic (repeatable; env AUDIOCLF_TOPIC, comma-separated)")
+    s.add_argument("--group", default=env("group", "audioclf"), help="consumer group id")
+    s.add_argument("--out-topic", default=env("out_topic"), help="predictions topic")
+    s.add_argument("--dlq-topic", default=env("dlq_topic"), help="dead-letter topic")
+    s.add_argument("--alerts-topic", default=env("alerts_topic"), help="drift alerts topic")
+    s.add_argument("--model", default=env("model"), help="model artifact (default: shipped)")
+    s.add_argument("--smooth", type=int, default=int(env("smooth", 1)))
+    s.add_argument("--idle-timeout", type=float, default=float(env("idle_timeout", 60)),
+                   help="seconds before a silent stream's state is dropped")
+    s.add_argument("--status-every", type=float, default=5.0)
+    s.add_argument("--seconds", type=float, help="stop after this many seconds")
+    s.add_argument("--no-drift", action="store_true")
+    s.add_argument("--capture-dir", default=env("capture_dir"))
+    s.add_argument("--metrics-port", type=int,
+                   default=int(env("metrics_port")) if env("metrics_port") else None)
+    s.set_defaults(func=cmd_consume)
+
+    s = sub.add_parser("produce", help="publish audio files or the microphone to Kafka")
+    add_connection_args(s)
+    s.add_argument("files", nargs="*", metavar="FILE")
+    s.add_argument("--mic", action="store_true", help="publish the microphone instead")
+    s.add_argument("--device")
+    s.add_argument("--rate", type=int)
+    s.add_argument("--seconds", type=float, help="--mic: stop after this long")
+    s.add_argument("--topic", default=env("topic", "audio"))
+    s.add_argument("--stream-id", required=True)
+    s.add_argument("--chunk-ms", type=float, default=100.0)
+    s.add_argument("--dtype", choices=["int16", "int32", "float32"], default="int16")
+    s.add_argument("--wav", action="store_true", help="send WAV-encoded chunks")
+    s.add_argument("--realtime", action="store_true", help="pace chunks at real time")
+    s.set_defaults(func=cmd_produce)
 
     s = sub.add_parser("devices", help="list audio input devices")
     s.set_defaults(func=cmd_devices)

@@ -54,9 +54,10 @@ class Prediction:
 class StreamState:
     """Everything one stream needs between pushes (bounded: see ``nbytes``)."""
 
-    def __init__(self, engine: "Engine", stream_id: str, input_sr: int):
+    def __init__(self, engine: "Engine", stream_id: str, input_sr: int, origin: int = 0):
         cfg = engine.cfg
         self.stream_id = stream_id
+        self.origin = int(origin)  # stream sample index (model rate) of this state's sample 0
         self.input_sr = int(input_sr)
         self.resampler = None if input_sr == cfg.sr else StreamResampler(input_sr, cfg.sr)
         self.features = IncrementalFeatures(cfg)
@@ -82,10 +83,11 @@ class Engine:
         self.streams: dict[str, StreamState] = {}
         self.windows_scored = 0
 
-    def state(self, stream_id: str, input_sr: int) -> StreamState:
+    def state(self, stream_id: str, input_sr: int, origin: int = 0) -> StreamState:
+        """The stream's state; a new one (or a rate change) starts at stream sample ``origin``."""
         st = self.streams.get(stream_id)
         if st is None or st.input_sr != input_sr:
-            st = self.streams[stream_id] = StreamState(self, stream_id, input_sr)
+            st = self.streams[stream_id] = StreamState(self, stream_id, input_sr, origin)
         return st
 
     def push(self, stream_id: str, samples: np.ndarray, input_sr: int | None = None
@@ -127,7 +129,7 @@ class Engine:
         cfg, labels = self.cfg, self.art.labels
         out = []
         for (st, start, vec, level), s in zip(ready, scores):
-            t_start = start / cfg.sr
+            t_start = (st.origin + start) / cfg.sr
             t_end = t_start + cfg.window_samples / cfg.sr
             smoothed = st.smoother.update(s)
             if labels is not None:

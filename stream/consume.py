@@ -1,0 +1,310 @@
+"""`audioclf consume`: audio topics in, predictions (and dead letters, alerts) out.
+
+Delivery is at-least-once. Each loop iteration:
+
+  1. poll a batch of audio messages;
+  2. decode them; bad ones go to the dead-letter topic with reason headers;
+  3. push all good chunks into the engine, which scores every window they complete in one call;
+  4. send the predictions, then ``flush()`` -- the producer has the broker's acks;
+  5. commit, per partition, the oldest offset some stream still needs: the message holding
+     the first sample of that stream's next window. A restarted consumer re-reads from there
+     and (with ``sample-index`` headers) continues on the same window grid, so no window is
+     lost; windows may be emitted twice (at-least-once, counted by consumers of the topic).
+
+On rebalance the done offsets are committed and revoked partitions' streams are dropped; on
+SIGTERM/SIGINT the current batch is finished, flushed and committed before exit 0. If producing
+or committing fails (broker away), the consumer rewinds to its committed offsets, drops its
+stream state and carries on once the broker answers.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from audioclf.artifact import ModelArtifact
+
+from .engine import Engine
+from .kafka_io import make_consumer, make_producer
+from .wire import BadMessage, decode_audio, prediction_message
+
+
+@dataclass
+class StreamTrack:
+    """Kafka bookkeeping of one stream (the audio state itself lives in the engine)."""
+
+    tp: object  # TopicPartition
+    # (offset, start, end) of recent messages in state-relative model-rate samples, kept while
+    # a future window may still use them
+    history: deque = field(default_factory=deque)
+    next_window_start: int = 0  # state-relative sample where the next window begins
+    last_seq: int | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+
+    def needed_offset(self) -> int | None:
+        """Offset of the message holding the next window's first sample: re-read from here."""
+        for offset, _, end in self.history:
+            if end > self.next_window_start:
+                return offset
+        return None
+
+    def contributing(self, start: int, end: int) -> tuple[int, int] | None:
+        offs = [o for o, s, e in self.history if e > start and s < end]
+        return (offs[0], offs[-1]) if offs else None
+
+
+@dataclass
+class ConsumeStats:
+    messages: int = 0
+    windows: int = 0
+    dlq: int = 0
+    seq_gaps: int = 0
+    seq_repeats: int = 0
+    rewinds: int = 0
+    evicted: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ConsumeService:
+    def __init__(self, art: ModelArtifact, client_opts: dict, topics: list[str], group: str,
+                 out_topic: str, dlq_topic: str | None = None, alerts_topic: str | None = None,
+                 idle_timeout: float = 60.0, status_every: float = 5.0, smooth: int = 1,
+                 monitor=None, status_out=None):
+        self.art, self.engine = art, Engine(art, smooth=smooth)
+        self.client_opts, self.topics, self.group = client_opts, topics, group
+        self.out_topic, self.dlq_topic, self.alerts_topic = out_topic, dlq_topic, alerts_topic
+        self.idle_timeout, self.status_every = idle_timeout, status_every
+        self.monitor = monitor
+        self.status_out = status_out or sys.stderr
+        self.tracks: dict[str, StreamTrack] = {}
+        self.done_offset: dict = {}  # tp -> next offset after the last message handled
+        self.stats = ConsumeStats()
+        self.stop_event = threading.Event()
+        self.consumer = self.producer = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def install_signal_handlers(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+
+    def run(self, max_seconds: float | None = None) -> dict:
+        from kafka import ConsumerRebalanceListener
+
+        service = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                service._commit(quiet=True)
+                service._drop_partitions(set(revoked))
+
+            def on_partitions_assigned(self, assigned):
+                pass
+
+        self.producer = make_producer(self.client_opts)
+        self.consumer = make_consumer(self.client_opts, self.group)
+        self.consumer.subscribe(self.topics, listener=Listener())
+        last_status = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                if max_seconds is not None and time.monotonic() - self.stats.started > max_seconds:
+                    break
+                batch = self.consumer.poll(timeout_ms=300)
+                try:
+                    self._handle_batch(batch)
+                except Exception as exc:  # noqa: BLE001 -- broker trouble: rewind, go on
+                    self._log({"event": "rewind", "error": f"{type(exc).__name__}: {exc}"})
+                    self._rewind()
+                self._evict_idle()
+                if time.monotonic() - last_status >= self.status_every:
+                    self._log(self.status())
+                    last_status = time.monotonic()
+        finally:
+            try:
+                self.producer.flush(timeout=10)
+                self._commit(quiet=True)
+            finally:
+                self.consumer.close()
+                self.producer.close(timeout=5)
+        return self.status()
+
+    # ------------------------------------------------------------------ one batch
+    def _handle_batch(self, batch: dict):
+        if not batch:
+            return
+        chunks, origins = [], []
+        for tp, messages in batch.items():
+            for msg in messages:
+                self.stats.messages += 1
+                self.done_offset[tp] = msg.offset + 1
+                try:
+                    chunk = decode_audio(msg.key, msg.value, msg.headers)
+                except BadMessage as bad:
+                    self._dead_letter(msg, bad)
+                    continue
+                prepared = self._prepare(tp, msg, chunk)
+                if prepared is not None:
+                    chunks.append(prepared)
+                    origins.append((chunk.stream_id, tp, msg.offset))
+        before = {sid: st.features.samples_seen for sid, st in self.engine.streams.items()}
+        preds = self.engine.push_many(chunks) if chunks else []
+        # the engine consumed chunks in order: replay the sample counts to place each message
+        position = {sid: before.get(sid, 0) for sid, _, _ in origins}
+        for (stream_id, tp, offset), (_, samples, rate) in zip(origins, chunks):
+            st = self.engine.streams[stream_id]
+            n = len(samples) * self.art.feature_config.sr // rate if rate != st.features.cfg.sr \
+                else len(samples)
+            start = position[stream_id]
+            position[stream_id] = start + n
+            self.tracks[stream_id].history.append((offset, start, start + n))
+        cfg = self.art.feature_config
+        for p in preds:
+            track = self.tracks[p.stream_id]
+            st = self.engine.streams[p.stream_id]
+            w_start = int(round(p.start * cfg.sr)) - st.origin
+            track.next_window_start = w_start + cfg.window_hop_samples
+            span = track.contributing(w_start, w_start + cfg.window_samples)
+            offsets = [[track.tp.topic, track.tp.partition, *span]] if span else []
+            if self.monitor is not None:
+                self.monitor.submit(p)
+            state = self.monitor.state(p.stream_id) if self.monitor is not None else None
+            self.producer.send(self.out_topic, key=p.stream_id.encode(),
+                               value=prediction_message(p, self.art.name, self.art.digest,
+                                                        offsets, state))
+        self.stats.windows += len(preds)
+        self.producer.flush(timeout=30)  # acknowledged before anything is committed
+        for track in self.tracks.values():  # forget messages no future window can use
+            while track.history and track.history[0][2] <= track.next_window_start:
+                track.history.popleft()
+        self._commit()
+
+    def _prepare(self, tp, msg, chunk):
+        """Per-stream bookkeeping for a good chunk; returns the engine input or None."""
+        track = self.tracks.get(chunk.stream_id)
+        if track is not None and track.tp != tp:  # stream moved partition: start it afresh
+            self._drop_stream(chunk.stream_id)
+            track = None
+        samples = chunk.samples
+        if track is None:
+            track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp)
+            origin = 0
+            if chunk.sample_index is not None and chunk.sample_rate == self.art.feature_config.sr:
+                # keep the offline window grid: start at the next multiple of the window hop
+                hop = self.art.feature_config.window_hop_samples
+                skip = (-chunk.sample_index) % hop
+                samples = samples[skip:]
+                origin = chunk.sample_index + skip
+            self.engine.drop(chunk.stream_id)
+            self.engine.state(chunk.stream_id, chunk.sample_rate, origin)
+        if chunk.seq is not None and track.last_seq is not None:
+            if chunk.seq > track.last_seq + 1:
+                self.stats.seq_gaps += chunk.seq - track.last_seq - 1
+            elif chunk.seq <= track.last_seq:
+                self.stats.seq_repeats += 1
+        if chunk.seq is not None:
+            track.last_seq = chunk.seq
+        track.last_seen = time.monotonic()
+        return (chunk.stream_id, samples, chunk.sample_rate)
+
+    def _dead_letter(self, msg, bad: BadMessage):
+        self.stats.dlq += 1
+        if self.dlq_topic:
+            headers = list(msg.headers or []) + [
+                ("dlq.reason", bad.reason.encode()), ("dlq.detail", bad.detail.encode()[:500]),
+                ("dlq.topic", msg.topic.encode()), ("dlq.partition", str(msg.partition).encode()),
+                ("dlq.offset", str(msg.offset).encode())]
+            self.producer.send(self.dlq_topic, key=msg.key, value=msg.value, headers=headers)
+
+    # ------------------------------------------------------------------ offsets
+    def commit_offsets(self) -> dict:
+        """Per partition: the oldest offset a stream still needs, else everything handled."""
+        from kafka.structs import OffsetAndMetadata
+
+        needed = dict(self.done_offset)
+        for track in self.tracks.values():
+            off = track.needed_offset()
+            if off is not None:
+                needed[track.tp] = min(needed.get(track.tp, off), off)
+        return {tp: OffsetAndMetadata(off, "", -1) for tp, off in needed.items()}
+
+    def _commit(self, quiet: bool = False):
+        offsets = self.commit_offsets()
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets)
+        except Exception:
+            if not quiet:
+                raise
+
+    def _rewind(self):
+        """Forget in-memory progress and continue from the committed offsets."""
+        self.stats.rewinds += 1
+        time.sleep(1.0)
+        for tp in list(self.consumer.assignment()):
+            try:
+                committed = self.consumer.committed(tp)
+            except Exception:  # noqa: BLE001
+                committed = None
+            if committed is None:
+                self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
+        for sid in list(self.tracks):
+            self._drop_stream(sid)
+        self.done_offset.clear()
+
+    def _drop_partitions(self, revoked: set):
+        for sid, track in list(self.tracks.items()):
+            if track.tp in revoked:
+                self._drop_stream(sid)
+        for tp in revoked:
+            self.done_offset.pop(tp, None)
+
+    def _drop_stream(self, sid: str):
+        self.tracks.pop(sid, None)
+        self.engine.drop(sid)
+
+    def _evict_idle(self):
+        """Streams silent for ``idle_timeout`` are dropped; their unscored tail (less than a
+        window hop, which offline prediction does not score either) no longer holds commits."""
+        now = time.monotonic()
+        for sid, track in list(self.tracks.items()):
+            if now - track.last_seen > self.idle_timeout:
+                self._drop_stream(sid)
+                self.stats.evicted += 1
+
+    def publish_alert(self, result: dict):
+        """Drift state change (called from the monitor thread; KafkaProducer is thread-safe)."""
+        alert = {"event": "drift", "stream_id": result["stream_id"], "state": result["state"],
+                 "score": result["score"], "drift_share": result["drift_share"],
+                 "top_features": result["top_features"], "window_span": result["window_span"],
+                 "model": self.art.name, "model_digest": self.art.digest}
+        self._log(alert)
+        if self.alerts_topic and self.producer is not None:
+            self.producer.send(self.alerts_topic, key=result["stream_id"].encode(),
+                               value=json.dumps(alert).encode())
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict:
+        elapsed = max(time.monotonic() - self.stats.started, 1e-9)
+        lag = None
+        try:
+            lag = sum(max(0, (self.consumer.highwater(tp) or 0) - self.consumer.position(tp))
+                      for tp in self.consumer.assignment())
+        except Exception:  # noqa: BLE001
+            pass
+        s = self.stats
+        return {"event": "status", "streams": len(self.tracks), "messages": s.messages,
+                "windows": s.windows, "windows_per_s": round(s.windows / elapsed, 1),
+                "dlq": s.dlq, "seq_gaps": s.seq_gaps, "seq_repeats": s.seq_repeats,
+                "rewinds": s.rewinds, "evicted": s.evicted, "lag": lag,
+                "state_bytes": sum(st.nbytes for st in self.engine.streams.values()),
+                "drift": self.monitor.state() if self.monitor is not None else None}
+
+    def _log(self, record: dict):
+        self.status_out.write(json.dumps(record) + "\n")
+        self.status_out.flush()

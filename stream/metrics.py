@@ -1,0 +1,54 @@
+"""A Prometheus text-format ``/metrics`` endpoint (standard library HTTP server, own thread)."""
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_STATE_VALUE = {"OK": 0, "WARN": 1, "DRIFT": 2}
+
+
+def render(engine=None, monitors=(), consume=None) -> str:
+    lines = []
+
+    def metric(name, kind, help_text, value, labels=""):
+        lines.append(f"# HELP audioclf_{name} {help_text}")
+        lines.append(f"# TYPE audioclf_{name} {kind}")
+        lines.append(f"audioclf_{name}{labels} {value}")
+
+    if engine is not None:
+        metric("windows_scored_total", "counter", "Windows scored.", engine.windows_scored)
+        metric("streams", "gauge", "Streams with live state.", len(engine.streams))
+    if consume is not None:
+        s = consume.stats
+        metric("messages_total", "counter", "Audio messages consumed.", s.messages)
+        metric("dlq_total", "counter", "Messages sent to the dead-letter topic.", s.dlq)
+        metric("sequence_gaps_total", "counter", "Missing sequence numbers.", s.seq_gaps)
+        metric("rewinds_total", "counter", "Rewinds to committed offsets.", s.rewinds)
+    for m in monitors:
+        if m is None:
+            continue
+        metric("drift_state", "gauge", "0 OK, 1 WARN, 2 DRIFT.", _STATE_VALUE[m.state()])
+        metric("drift_score", "gauge", "Share of drifted features.", m.last.get("score", 0.0))
+        metric("drift_dropped_total", "counter", "Windows the monitor dropped.", m.dropped)
+    return "\n".join(lines) + "\n"
+
+
+def serve_metrics(port: int, **sources):
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 -- http.server's naming
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = render(**sources).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
