@@ -1,0 +1,271 @@
+"""Kafka end to end against a real broker (../shared/tools/kafka-broker.sh, Tansu).
+
+Every test uses its own topics and group. "Lost" means a window the offline path computes for a
+stream that never reached the predictions topic; "duplicates" are windows that arrived twice.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from audioclf.artifact import load_model
+from features import signal_windows
+from models import default_model_path
+from stream.wire import BadMessage, decode_audio, encode_audio
+from tests.conftest import SHARED
+from train.synthetic import CLASSES, synth_clip
+
+BROKER = SHARED / "tools" / "kafka-broker.sh"
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def bootstrap():
+    if not BROKER.exists():
+        pytest.skip("kafka broker tool not available (../shared/tools/kafka-broker.sh)")
+    out = subprocess.run([str(BROKER), "start"], capture_output=True, text=True, timeout=300,
+                         stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        pytest.skip(f"broker did not start: {out.stderr.strip()[-300:]}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def uid(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def create_topic(bootstrap, name, partitions):
+    from kafka.admin import KafkaAdminClient, NewTopic
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+
+
+def stream_audio(seed, seconds):
+    rng = np.random.default_rng(seed)
+    kinds = [CLASSES[(seed + i) % len(CLASSES)] for i in range(int(np.ceil(seconds / 2)))]
+    y = np.concatenate([synth_clip(k, rng, seconds=2.0) for k in kinds])[: int(seconds * SR)]
+    # int16 on the wire: the offline reference sees the same quantised samples
+    return (np.round(y * 32768).clip(-32768, 32767) / 32768).astype(np.float32)
+
+
+def produce(bootstrap, topic, streams: dict, chunk=1600, extra=()):
+    from kafka import KafkaProducer
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    seqs = {sid: 0 for sid in streams}
+    longest = max(len(y) for y in streams.values())
+    for i in range(0, longest, chunk):  # interleave streams like live devices would
+        for sid, y in streams.items():
+            if i < len(y):
+                key, value, headers = encode_audio(sid, y[i:i + chunk], SR, seqs[sid],
+                                                   sample_index=i)
+                p.send(topic, key=key, value=value, headers=headers)
+                seqs[sid] += 1
+    for key, value, headers in extra:
+        p.send(topic, key=key, value=value, headers=headers)
+    p.flush()
+    p.close()
+
+
+def start_consumer(bootstrap, topic, group, out, dlq=None, seconds=None, extra_env=None):
+    cmd = [sys.executable, "-m", "audioclf", "consume", "--bootstrap", bootstrap, "--topic",
+           topic, "--group", group, "--out-topic", out, "--status-every", "1", "--no-drift"]
+    if dlq:
+        cmd += ["--dlq-topic", dlq]
+    if seconds:
+        cmd += ["--seconds", str(seconds)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(extra_env or {})})
+
+
+def read_topic(bootstrap, topic, until, timeout=90.0):
+    """All messages of ``topic`` (JSON values) until ``until(msgs)`` or timeout."""
+    from kafka import KafkaConsumer
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=uid("reader"),
+                      auto_offset_reset="earliest", enable_auto_commit=False,
+                      session_timeout_ms=6000, heartbeat_interval_ms=1000,
+                      receive_message_max_bytes=100_000_000)
+    msgs = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not until(msgs):
+            for recs in c.poll(timeout_ms=500).values():
+                msgs += recs
+    finally:
+        c.close()
+    return msgs
+
+
+def expected_windows(streams):
+    art = load_model(default_model_path())
+    out = {}
+    for sid, y in streams.items():
+        starts, X = signal_windows(y, art.feature_config)
+        labels = np.asarray(art.labels)[art.score(X).argmax(axis=1)]
+        out[sid] = {round(s / SR, 4): lab for s, lab in zip(starts, labels)}
+    return out
+
+
+def windows_seen(msgs):
+    seen = {}
+    for m in msgs:
+        d = json.loads(m.value)
+        seen.setdefault(d["stream_id"], []).append((d["start"], d["label"]))
+    return seen
+
+
+def covered(expected):
+    total = sum(len(v) for v in expected.values())
+
+    def until(msgs):
+        got = {(s, st) for s, ws in windows_seen(msgs).items() for st, _ in ws}
+        return len(got) >= total
+    return until
+
+
+def stop(proc, timeout=30):
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, err
+
+
+def test_wire_roundtrip_and_rejections():
+    y = stream_audio(1, 0.3)
+    for dtype in ("int16", "int32", "float32"):
+        key, value, headers = encode_audio("s", y, SR, 3, dtype=dtype, sample_index=99)
+        chunk = decode_audio(key, value, headers)
+        assert chunk.stream_id == "s" and chunk.seq == 3 and chunk.sample_index == 99
+        np.testing.assert_allclose(chunk.samples, y, atol=1 / 32768)
+    key, value, headers = encode_audio("s", y, SR, 0, wav=True)
+    assert decode_audio(key, value, headers).sample_rate == SR
+    with pytest.raises(BadMessage, match="bad-length"):
+        decode_audio(key, b"\x00" * 3, [("sample-rate", b"16000"), ("dtype", b"int16")])
+
+
+def test_streams_scored_exactly_as_offline(bootstrap):
+    topic, out = uid("audio"), uid("pred")
+    create_topic(bootstrap, topic, 3)
+    streams = {f"dev{i}": stream_audio(i, 6.0 + i) for i in range(4)}
+    produce(bootstrap, topic, streams)
+    expected = expected_windows(streams)
+    proc = start_consumer(bootstrap, topic, uid("g"), out)
+    msgs = read_topic(bootstrap, out, covered(expected))
+    code, err = stop(proc)
+    assert code == 0, err
+    seen = windows_seen(msgs)
+    for sid, windows in expected.items():
+        got = dict(seen.get(sid, []))
+        assert got == windows, sid  # every window, same labels as offline
+    d = json.loads(msgs[0].value)
+    assert {"stream_id", "start", "end", "label", "probs", "model", "model_digest",
+            "offsets"} <= set(d)
+    assert d["offsets"][0][0] == topic and d["offsets"][0][2] <= d["offsets"][0][3]
+
+
+def test_malformed_messages_go_to_dlq(bootstrap):
+    topic, out, dlq = uid("audio"), uid("pred"), uid("dlq")
+    good = {"ok": stream_audio(3, 3.0)}
+    bad = [
+        (b"b1", b"\x00\x01\x02", [("sample-rate", b"16000"), ("dtype", b"int16")]),
+        (b"b2", b"\x00\x00" * 100, [("sample-rate", b"16000"), ("dtype", b"int12")]),
+        (b"b3", b"\x00\x00" * 100, [("sample-rate", b"7"), ("dtype", b"int16")]),
+        (b"b4", np.full(100, np.nan, np.float32).tobytes(),
+         [("sample-rate", b"16000"), ("dtype", b"float32")]),
+        (b"b5", b"\x00\x00" * 100, [("dtype", b"int16")]),
+        (b"b6", b"RIFFnotreallyawav", [("content-type", b"audio/wav")]),
+    ]
+    produce(bootstrap, topic, good, extra=bad)
+    produce(bootstrap, topic, {"ok2": stream_audio(4, 2.0)})  # good messages after the bad
+    proc = start_consumer(bootstrap, topic, uid("g"), out, dlq=dlq)
+    dead = read_topic(bootstrap, dlq, lambda m: len(m) >= len(bad))
+    expected = expected_windows({**good, "ok2": stream_audio(4, 2.0)})
+    msgs = read_topic(bootstrap, out, covered(expected))
+    code, err = stop(proc)
+    assert code == 0, err
+    reasons = {m.key: dict(m.headers)["dlq.reason"].decode() for m in dead}
+    assert reasons == {b"b1": "bad-length", b"b2": "unknown-dtype", b"b3": "bad-sample-rate",
+                       b"b4": "non-finite", b"b5": "missing-header", b"b6": "undecodable-wav"}
+    assert {"dlq.detail", "dlq.offset", "dlq.topic"} <= {k for k, _ in dead[0].headers}
+    assert set(windows_seen(msgs)) == {"ok", "ok2"}
+
+
+def test_two_consumers_split_and_take_over(bootstrap):
+    topic, out, group = uid("audio"), uid("pred"), uid("g")
+    create_topic(bootstrap, topic, 4)
+    a = start_consumer(bootstrap, topic, group, out)
+    b = start_consumer(bootstrap, topic, group, out)
+    time.sleep(8)  # both joined: the group has split the 4 partitions
+    first = {f"s{i}": stream_audio(10 + i, 4.0) for i in range(8)}
+    produce(bootstrap, topic, first)
+    read_topic(bootstrap, out, covered(expected_windows(first)))
+    code, err = stop(a)  # one leaves cleanly
+    assert code == 0, err
+    second = {f"t{i}": stream_audio(20 + i, 4.0) for i in range(8)}
+    produce(bootstrap, topic, second)
+    expected = expected_windows({**first, **second})
+    msgs = read_topic(bootstrap, out, covered(expected))
+    stop(b)
+    seen = windows_seen(msgs)
+    lost = sum(len(set(w) - {st for st, _ in seen.get(sid, [])}) for sid, w in expected.items())
+    assert lost == 0
+    status_a = [json.loads(l) for l in err.splitlines() if l.startswith('{"event": "status"')]
+    assert 0 < max(s["messages"] for s in status_a)  # a did work ...
+    produced = sum(len(range(0, len(y), 1600)) for y in first.values())
+    assert max(s["messages"] for s in status_a) < produced  # ... but not all of it
+
+
+def test_consumer_sigkill_resumes_without_loss(bootstrap):
+    topic, out, group = uid("audio"), uid("pred"), uid("g")
+    create_topic(bootstrap, topic, 2)
+    streams = {f"k{i}": stream_audio(30 + i, 12.0) for i in range(4)}
+    produce(bootstrap, topic, streams, chunk=800)
+    expected = expected_windows(streams)
+    total = sum(len(v) for v in expected.values())
+    proc = start_consumer(bootstrap, topic, group, out)
+    read_topic(bootstrap, out, lambda m: len(m) >= total // 3)
+    proc.kill()  # SIGKILL: no chance to commit anything more
+    proc.wait()
+    proc = start_consumer(bootstrap, topic, group, out)
+    msgs = read_topic(bootstrap, out, covered(expected))
+    stop(proc)
+    seen = windows_seen(msgs)
+    lost = sum(len(set(w) - {st for st, _ in seen.get(sid, [])}) for sid, w in expected.items())
+    duplicates = sum(len(v) for v in seen.values()) - sum(len(set(v)) for v in seen.values())
+    print(f"windows {total}, lost {lost}, duplicates {duplicates}")
+    assert lost == 0
+    for sid, ws in seen.items():  # duplicates are the same window, scored the same
+        labels = {}
+        for st, lab in ws:
+            assert labels.setdefault(st, lab) == lab
+            assert expected[sid][st] == lab
+
+
+def test_broker_restart_mid_stream(bootstrap):
+    topic, out, group = uid("audio"), uid("pred"), uid("g")
+    create_topic(bootstrap, topic, 2)
+    part1 = {f"r{i}": stream_audio(40 + i, 5.0) for i in range(3)}
+    produce(bootstrap, topic, part1)
+    proc = start_consumer(bootstrap, topic, group, out)
+    read_topic(bootstrap, out, covered(expected_windows(part1)))
+    subprocess.run([str(BROKER), "kill"], check=True, stdin=subprocess.DEVNULL)
+    time.sleep(3)
+    subprocess.run([str(BROKER), "start"], check=True, stdin=subprocess.DEVNULL,
+                   capture_output=True)
+    part2 = {f"q{i}": stream_audio(50 + i, 5.0) for i in range(3)}
+    produce(bootstrap, topic, part2)
+    expected = expected_windows({**part1, **part2})
+    msgs = read_topic(bootstrap, out, covered(expected), timeout=120)
+    code, err = stop(proc)
+    assert code == 0, err
+    seen = windows_seen(msgs)
+    lost = sum(len(set(w) - {st for st, _ in seen.get(sid, [])}) for sid, w in expected.items())
+    assert lost == 0
