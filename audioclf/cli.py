@@ -275,6 +275,7 @@ def cmd_listen(args) -> int:
 
     from .artifact import load_model
 
+    _single_threaded_math()
     art = load_model(args.model or default_model_path())
     if args.window or args.hop:
         cfg = art.feature_config
@@ -318,12 +319,20 @@ def cmd_listen(args) -> int:
     return 0
 
 
+def _single_threaded_math():
+    """Streaming work is many small matrix products: BLAS threads only contend for the cores
+    (measured: 1.36 cores for the same throughput as 0.83 with one thread)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)
+
+
 def cmd_consume(args) -> int:
     from stream.consume import ConsumeService
     from stream.kafka_io import client_options
 
     from .artifact import load_model
 
+    _single_threaded_math()
     if not args.topic:
         raise ValueError("give at least one --topic (or AUDIOCLF_TOPIC)")
     if not args.out_topic:

@@ -20,6 +20,8 @@ import tracemalloc
 
 import numpy as np
 
+# bench/ must not shadow the packages its scripts are named after (kafka, features)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from features import FeatureConfig, feature_names, read_audio, signal_windows  # noqa: E402

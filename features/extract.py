@@ -83,6 +83,7 @@ class FrameAnalyzer:
 
 @lru_cache(maxsize=16)
 def _analyzer(cfg: FeatureConfig) -> FrameAnalyzer:
+    """The shared analyser of a config (its matrices are built once per process)."""
     return FrameAnalyzer(cfg)
 
 
@@ -306,28 +307,35 @@ class IncrementalFeatures:
 
     def push(self, samples: np.ndarray) -> list:
         """Add mono float32 samples; return ``[(window_start_sample, vector, level_db), ...]``."""
+        ready = self.add_rows(self.analyzer.analyze(self.take_frames(samples)))
+        if not ready:
+            return []
+        windows = np.stack([w for _, w in ready])
+        return list(zip([s for s, _ in ready], window_vectors(windows, self.cfg),
+                        window_level_db(windows, self.cfg)))
+
+    # The two halves of push, for callers that analyse many streams' frames in one call
+    # (the Kafka consumer): frames are independent, so batching changes no number.
+    def take_frames(self, samples: np.ndarray) -> np.ndarray:
+        """Consume samples; return the raw frames ``(n, n_fft)`` they complete (a copy)."""
         cfg = self.cfg
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_seen += samples.shape[0]
         buf = np.concatenate([self._tail, samples]) if self._tail.size else samples
         frames = sp.frame(buf, cfg.n_fft, cfg.hop_length)
+        self._tail = buf[frames.shape[0] * cfg.hop_length:].copy()
+        return frames.copy()
+
+    def add_rows(self, rows: np.ndarray) -> list:
+        """Store analysed frame rows; return ``[(window_start_sample, window_rows), ...]``."""
         out = []
-        if frames.shape[0]:
-            rows = self.analyzer.analyze(frames)
-            for row in rows:  # ring write; windows complete at most once per frame
-                i = self.frames_done % self._cap
-                self._rows[i] = row
-                self._rows[i + self._cap] = row
-                self.frames_done += 1
-                out.extend(self._ready_windows())
-            consumed = frames.shape[0] * cfg.hop_length
-            buf = buf[consumed:]
-        self._tail = buf.copy()
-        if out:
-            windows = np.stack([w for _, w in out])
-            X = window_vectors(windows, cfg)
-            return list(zip([s for s, _ in out], X, window_level_db(windows, cfg)))
-        return []
+        for row in rows:  # ring write; windows complete at most once per frame
+            i = self.frames_done % self._cap
+            self._rows[i] = row
+            self._rows[i + self._cap] = row
+            self.frames_done += 1
+            out.extend(self._ready_windows())
+        return out
 
     def flush(self) -> list:
         """End of stream: zero-pad so a stream shorter than one window still yields one."""

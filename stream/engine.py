@@ -15,6 +15,7 @@ import numpy as np
 from audioclf.artifact import ModelArtifact
 from audioclf.postprocess import Hysteresis, Smoother
 from features import IncrementalFeatures
+from features.extract import _analyzer, window_level_db, window_vectors
 
 from .resample import StreamResampler
 
@@ -78,6 +79,7 @@ class Engine:
                  hysteresis: dict | None = None):
         self.art = art
         self.cfg = art.feature_config
+        self.analyzer = _analyzer(self.cfg)
         self.smooth, self.ema = smooth, ema
         self.hysteresis = hysteresis or {}
         self.streams: dict[str, StreamState] = {}
@@ -100,13 +102,28 @@ class Engine:
         All windows completed by these chunks are scored in one model call.
         """
         t0 = time.perf_counter()
-        ready = []
+        owners, frames = [], []
         for stream_id, samples, sr in chunks:
             st = self.state(stream_id, sr)
             st.last_seen = time.monotonic()
             x = st.resampler.process(samples) if st.resampler is not None else samples
-            for start, vec, level in st.features.push(x):
-                ready.append((st, start, vec, level))
+            owners.append(st)
+            frames.append(st.features.take_frames(x))
+        if not owners:
+            return []
+        # one analysis call for every stream's new frames, one aggregation for all windows
+        rows = self.analyzer.analyze(np.concatenate(frames))
+        bounds = np.cumsum([0] + [len(f) for f in frames])
+        pending = []
+        for st, lo, hi in zip(owners, bounds[:-1], bounds[1:]):
+            for start, window_rows in st.features.add_rows(rows[lo:hi]):
+                pending.append((st, start, window_rows))
+        if not pending:
+            return []
+        windows = np.stack([w for _, _, w in pending])
+        X = window_vectors(windows, self.cfg)
+        levels = window_level_db(windows, self.cfg)
+        ready = [(st, start, x, lv) for (st, start, _), x, lv in zip(pending, X, levels)]
         return self._score(ready, t0)
 
     def flush(self, stream_id: str) -> list[Prediction]:

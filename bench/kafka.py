@@ -1,0 +1,126 @@
+"""Many concurrent 16 kHz streams through the broker: audioclf consume vs a bare consume loop.
+
+    python bench/kafka.py [--streams 500] [--seconds 4] [--bootstrap 127.0.0.1:9092]
+
+Produces S streams x D seconds of int16 audio in 100 ms chunks (interleaved like live devices)
+to a 4-partition topic, then in one run measures (a) a bare kafka-python consumer reading the
+topic (the ceiling) and (b) one `ConsumeService` (decode, incremental features, batched scoring,
+predictions produced and flushed, offsets committed). Prints audio-seconds per wall-second
+(= concurrent real-time streams one process sustains), the ratio to the ceiling, and state
+bytes per stream and process RSS. Uses ../shared/tools/kafka-broker.sh when no --bootstrap.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# bench/ must not shadow the packages its scripts are named after (kafka, features)
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(ROOT, "bench")]
+sys.path.insert(0, ROOT)
+
+from audioclf.artifact import load_model  # noqa: E402
+from models import default_model_path  # noqa: E402
+from stream.consume import ConsumeService  # noqa: E402
+from stream.wire import encode_audio  # noqa: E402
+from train.synthetic import CLASSES, synth_clip  # noqa: E402
+
+SR, CHUNK = 16000, 1600
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--streams", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--bootstrap")
+    args = ap.parse_args()
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1)  # as `audioclf consume` does
+    bootstrap = args.bootstrap or subprocess.run(
+        [os.path.join(ROOT, "..", "shared", "tools", "kafka-broker.sh"), "start"],
+        capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"bench-audio-{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    admin.close()
+    rng = np.random.default_rng(0)
+    bank = [synth_clip(CLASSES[i % len(CLASSES)], rng, seconds=args.seconds) for i in range(16)]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10,
+                             batch_size=262144)
+    n_chunks = int(args.seconds * SR) // CHUNK
+    t = time.perf_counter()
+    for c in range(n_chunks):
+        for s in range(args.streams):
+            key, value, headers = encode_audio(f"s{s}", bank[s % 16][c * CHUNK:(c + 1) * CHUNK],
+                                               SR, c, sample_index=c * CHUNK)
+            producer.send(topic, key=key, value=value, headers=headers)
+    producer.flush()
+    total = n_chunks * args.streams
+    audio_seconds = total * CHUNK / SR
+    print(f"produced {total} messages ({audio_seconds:.0f} audio-s) in {time.perf_counter() - t:.1f} s")
+
+    # (a) the ceiling: consume only
+    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4().hex[:6]}",
+                      auto_offset_reset="earliest", enable_auto_commit=False,
+                      session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=2000,
+                      receive_message_max_bytes=100_000_000)
+    got, t0 = 0, None
+    while got < total:
+        for recs in c.poll(timeout_ms=500).values():
+            if t0 is None:
+                t0 = time.perf_counter()
+            got += len(recs)
+    bare = time.perf_counter() - t0
+    c.close()
+
+    # (b) audioclf consume, in this process
+    art = load_model(default_model_path())
+    svc = ConsumeService(art, {"bootstrap_servers": [bootstrap]}, [topic],
+                         f"bench-{uuid.uuid4().hex[:6]}", f"{topic}-pred", status_every=1e9,
+                         status_out=open(os.devnull, "w"))
+    rss0 = rss_mb()
+    th = threading.Thread(target=svc.run, daemon=True)
+    th.start()
+    while svc.stats.messages == 0:
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    while svc.stats.messages < total:
+        time.sleep(0.01)
+    ours = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    state = svc.status()["state_bytes"]
+    rss1 = rss_mb()
+    svc.stop_event.set()
+    th.join(timeout=30)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    print(f"bare kafka-python consume : {audio_seconds / bare:9.0f} audio-s/s ({total / bare:.0f} msg/s)")
+    print(f"audioclf consume          : {audio_seconds / ours:9.0f} audio-s/s = concurrent real-time "
+          f"streams; {svc.stats.windows} windows; CPU {cpu / ours:.2f} cores")
+    print(f"ratio to the ceiling      : {bare / ours:.2f}x of bare (target >= 0.5)")
+    print(f"per stream on one core    : {audio_seconds / cpu:9.0f} audio-s per CPU-s (target >= 500)")
+    print(f"state: {state / args.streams / 1024:.1f} KiB per stream (target <= 256), RSS "
+          f"{rss1:.0f} MB ({rss1 - rss0:+.0f} MB while consuming {args.streams} streams)")
+
+
+if __name__ == "__main__":
+    main()
