@@ -283,7 +283,7 @@ def cmd_listen(args) -> int:
                 (args.hop or cfg.window_hop_seconds) != cfg.window_hop_seconds:
             raise ValueError(f"the model was trained with --window {cfg.window_seconds} --hop "
                              f"{cfg.window_hop_seconds}; windows are part of its features")
-    engine = Engine(art, smooth=args.smooth, ema=args.ema)
+    engine = Engine(art, smooth=args.smooth, ema=args.ema, keep_audio=bool(args.capture_dir))
     sr = art.feature_config.sr
     if args.demo:
         from features.audio import write_wav
@@ -345,7 +345,7 @@ def cmd_consume(args) -> int:
     service = ConsumeService(art, client_options(args), args.topic, args.group, args.out_topic,
                              args.dlq_topic, args.alerts_topic, idle_timeout=args.idle_timeout,
                              status_every=args.status_every, smooth=args.smooth,
-                             monitor=monitor)
+                             monitor=monitor, keep_audio=bool(args.capture_dir))
     if monitor is not None:
         if args.alerts_topic:
             monitor.on_change = service.publish_alert
@@ -382,6 +382,35 @@ def cmd_produce(args) -> int:
         res = produce_files(opts, args.topic, args.stream_id, args.files, args.chunk_ms,
                             args.dtype, args.realtime, args.wav)
     print(json.dumps(res))
+    return 0
+
+
+def cmd_drift_report(args) -> int:
+    from stream.drift_report import drift_report
+
+    from .artifact import load_model
+
+    art = load_model(args.model)
+    png = args.png or _stem(args.model) + ".drift.png"
+    res = drift_report(art, args.sources, png=png, top=args.top)
+    if args.json:
+        print(json.dumps(_jsonable(res)))
+        return 0
+    from rich.table import Table
+    console = _console()
+    for note in res["skipped"]:
+        console.print(f"[yellow]skipped[/] {note}")
+    console.print(f"{res['n']} windows: level {res['level']}, drift share {res['drift_share']:.2f}"
+                  f" (features with PSI > 0.25), warn share {res['warn_share']:.2f}"
+                  + (f", prediction PSI {res['prediction_psi']}" if "prediction_psi" in res else ""))
+    t = Table(title="most drifted features")
+    for col in ("feature", "PSI", "KS", "shift (sd)", "baseline mean", "recent mean"):
+        t.add_column(col, justify="right")
+    for f in res["features"]:
+        t.add_row(f["name"], f"{f['psi']:.3f}", f"{f['ks']:.3f}", f"{f['shift_sd']:.2f}",
+                  f"{f['baseline_mean']:.4g}", f"{f['recent_mean']:.4g}")
+    console.print(t)
+    console.print(f"plot: {png}")
     return 0
 
 
@@ -509,6 +538,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--wav", action="store_true", help="send WAV-encoded chunks")
     s.add_argument("--realtime", action="store_true", help="pace chunks at real time")
     s.set_defaults(func=cmd_produce)
+
+    s = sub.add_parser("drift-report", help="per-feature drift of captures or files vs training")
+    s.add_argument("model", metavar="MODEL")
+    s.add_argument("sources", nargs="+", metavar="CAPTURE_DIR|FILE")
+    s.add_argument("--png", help="plot path (default: MODEL stem + .drift.png)")
+    s.add_argument("--top", type=int, default=15)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_drift_report)
 
     s = sub.add_parser("devices", help="list audio input devices")
     s.set_defaults(func=cmd_devices)

@@ -60,12 +60,14 @@ def psi(recent: np.ndarray, edges: np.ndarray, base_shares: np.ndarray) -> np.nd
     Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.
     """
     recent = np.asarray(recent, dtype=np.float64)
-    out = np.empty(recent.shape[1])
-    for j in range(recent.shape[1]):
-        r = np.maximum(bin_shares(recent[:, j], edges[j]), EPS)
-        b = np.maximum(base_shares[j].astype(np.float64), EPS)
-        out[j] = np.sum((r - b) * np.log(r / b))
-    return out
+    n, n_tracks = recent.shape
+    # bin index of every value at once: the number of edges below it (searchsorted 'left')
+    idx = (edges[None, :, :] < recent[:, :, None]).sum(axis=2)  # (n, n_tracks)
+    counts = np.zeros((n_tracks, edges.shape[1] + 1))
+    np.add.at(counts, (np.broadcast_to(np.arange(n_tracks), idx.shape), idx), 1.0)
+    r = np.maximum(counts / max(n, 1), EPS)
+    b = np.maximum(base_shares.astype(np.float64), EPS)
+    return np.sum((r - b) * np.log(r / b), axis=1)
 
 
 def ks_statistic(recent: np.ndarray, quantiles: np.ndarray) -> np.ndarray:

@@ -74,8 +74,8 @@ class ConsumeService:
     def __init__(self, art: ModelArtifact, client_opts: dict, topics: list[str], group: str,
                  out_topic: str, dlq_topic: str | None = None, alerts_topic: str | None = None,
                  idle_timeout: float = 60.0, status_every: float = 5.0, smooth: int = 1,
-                 monitor=None, status_out=None):
-        self.art, self.engine = art, Engine(art, smooth=smooth)
+                 monitor=None, status_out=None, keep_audio: bool = False):
+        self.art, self.engine = art, Engine(art, smooth=smooth, keep_audio=keep_audio)
         self.client_opts, self.topics, self.group = client_opts, topics, group
         self.out_topic, self.dlq_topic, self.alerts_topic = out_topic, dlq_topic, alerts_topic
         self.idle_timeout, self.status_every = idle_timeout, status_every

@@ -30,7 +30,9 @@ class DriftThresholds:
     share_drift: float = 0.3  # -> DRIFT
     prediction_psi_drift: float = 0.5  # predicted-class mix vs training frequencies
     confidence_drop: float = 0.25  # mean top-class probability below baseline by this much
-    k_enter: int = 3  # consecutive evaluations to raise the state
+    level_shift_sd: float = 2.0  # input level (level_dbfs) mean moved this many training sds
+    level_psi_drift: float = 1.0  # ... or its PSI this high (clean audio peaked at 0.34)
+    k_enter: int = 2  # consecutive evaluations to raise the state
     k_leave: int = 5  # consecutive evaluations to lower it
 
 
@@ -77,20 +79,27 @@ def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresho
     names = baseline["names"]
     X = np.asarray(X, dtype=np.float64)[:, : len(names)]
     p = psi(X, baseline["edges"], baseline["shares"])
-    ks = ks_statistic(X, baseline["quantiles"])
     shift = mean_shift(X, baseline["mean"].astype(np.float64), baseline["std"])
     share = float(np.mean(p > th.psi_drift))
     share_warn = float(np.mean(p > th.psi_warn))
     result = {"drift_share": share, "warn_share": share_warn, "n": int(X.shape[0])}
     top = np.argsort(p)[::-1][:5]
+    ks = ks_statistic(X[:, top], baseline["quantiles"][top])  # KS for the named ones only
     result["top_features"] = [{"name": names[j], "psi": round(float(p[j]), 3),
-                               "ks": round(float(ks[j]), 3), "shift_sd": round(float(shift[j]), 2)}
-                              for j in top]
+                               "ks": round(float(k), 3), "shift_sd": round(float(shift[j]), 2)}
+                              for j, k in zip(top, ks)]
     level = OK
     if share >= th.share_drift:
         level = DRIFT
     elif share >= th.share_warn:
         level = WARN
+    if "level_dbfs" in names:
+        # loudness-normalised features do not see a gain change; the input level does
+        j = names.index("level_dbfs")
+        result["level_shift_sd"] = round(float(shift[j]), 2)
+        result["level_psi"] = round(float(p[j]), 3)
+        if shift[j] >= th.level_shift_sd or p[j] >= th.level_psi_drift:
+            level = DRIFT
     if "class_freq" in baseline and labels_pred is not None:
         labs = baseline["labels"]
         counts = np.array([np.sum(np.asarray(labels_pred) == lab) for lab in labs], float)
@@ -113,14 +122,20 @@ def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresho
 class DriftMonitor:
     """One monitor thread per running classifier; per-stream windows plus an aggregate."""
 
-    def __init__(self, art, thresholds: DriftThresholds | None = None, window: int = 120,
-                 every: int = 10, min_windows: int = 120, queue_size: int = 1000,
+    # 480 windows = 2 min at a 0.25 s hop. Overlapping windows are strongly correlated: at 120
+    # windows PSI noise alone pushed up to 46% of features past 0.25 on clean audio; at 480 the
+    # worst clean share seen was 12% (bench/drift.py, README).
+    def __init__(self, art, thresholds: DriftThresholds | None = None, window: int = 480,
+                 every: int = 20, min_windows: int = 480, queue_size: int = 1000,
                  capture_dir: str | None = None, on_change=None):
         self.art = art
         self.baseline = art.baseline
         self.th = thresholds or DriftThresholds()
         self.window, self.every, self.min_windows = window, every, min_windows
-        self.capture_dir = capture_dir
+        self.capture = None
+        if capture_dir:
+            from .capture import CaptureWriter
+            self.capture = CaptureWriter(capture_dir, art.feature_config.sr)
         self.on_change = on_change
         self._queue: deque = deque(maxlen=queue_size)
         self.dropped = 0
@@ -177,6 +192,8 @@ class DriftMonitor:
         st["span"] = [pred.end - (len(st["X"]) - 1) * self.art.feature_config.window_hop_seconds
                       - self.art.feature_config.window_seconds, pred.end]
         st["since"] += 1
+        if self.capture is not None and st["detector"].state != OK:
+            self.capture.save(pred, st["detector"].state)
         if len(st["X"]) < self.min_windows or st["since"] < self.every:
             return None
         st["since"] = 0
@@ -203,9 +220,12 @@ class DriftMonitor:
         return max(states, key=_RANK.get)
 
     def status_dict(self) -> dict:
-        return {"state": self.state(), "score": self.last.get("score", 0.0),
-                "evaluations": self.evaluations, "dropped": self.dropped,
-                "top_features": self.last.get("top_features", [])[:3]}
+        d = {"state": self.state(), "score": self.last.get("score", 0.0),
+             "evaluations": self.evaluations, "dropped": self.dropped,
+             "top_features": self.last.get("top_features", [])[:3]}
+        if self.capture is not None:
+            d["captured"], d["capture_dropped"] = self.capture.saved, self.capture.dropped
+        return d
 
     def status_text(self) -> str:
         d = self.status_dict()

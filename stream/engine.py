@@ -33,6 +33,7 @@ class Prediction:
     level_db: float  # loudest frame of the window, dBFS
     latency_ms: float  # from the push that completed the window to this prediction
     vector: np.ndarray = field(default=None, repr=False)  # the feature vector (for drift)
+    audio: np.ndarray = field(default=None, repr=False)  # window samples, if the engine keeps them
     events: list = field(default_factory=list)  # label onsets/offsets this window caused
 
     def to_json(self) -> dict:
@@ -67,21 +68,36 @@ class StreamState:
             if engine.art.is_classifier else None
         self.last_seen = time.monotonic()
         self.windows = 0
+        # recent model-rate audio, only when windows must be saved (drift capture)
+        self.audio = np.zeros(0, np.float32) if engine.keep_audio else None
+        self.audio_end = 0  # state-relative sample index just after self.audio
+
+    def remember(self, x: np.ndarray, keep: int) -> None:
+        self.audio = np.concatenate([self.audio, x])[-keep:]
+        self.audio_end += len(x)
+
+    def window_audio(self, start: int, length: int) -> np.ndarray | None:
+        offset = len(self.audio) - (self.audio_end - start)
+        if offset < 0 or offset + length > len(self.audio):
+            return None
+        return self.audio[offset:offset + length].copy()
 
     @property
     def nbytes(self) -> int:
         extra = self.resampler._hist.nbytes if self.resampler is not None else 0
+        extra += self.audio.nbytes if self.audio is not None else 0
         return self.features.nbytes + extra + 4096
 
 
 class Engine:
     def __init__(self, art: ModelArtifact, smooth: int = 1, ema: float | None = None,
-                 hysteresis: dict | None = None):
+                 hysteresis: dict | None = None, keep_audio: bool = False):
         self.art = art
         self.cfg = art.feature_config
         self.analyzer = _analyzer(self.cfg)
         self.smooth, self.ema = smooth, ema
         self.hysteresis = hysteresis or {}
+        self.keep_audio = keep_audio  # attach each window's samples to its Prediction
         self.streams: dict[str, StreamState] = {}
         self.windows_scored = 0
 
@@ -109,6 +125,9 @@ class Engine:
             x = st.resampler.process(samples) if st.resampler is not None else samples
             owners.append(st)
             frames.append(st.features.take_frames(x))
+            if st.audio is not None:
+                # enough for every window this chunk can complete
+                st.remember(x, len(x) + self.cfg.window_samples)
         if not owners:
             return []
         # one analysis call for every stream's new frames, one aggregation for all windows
@@ -158,6 +177,8 @@ class Engine:
             else:
                 pred = Prediction(st.stream_id, st.windows, t_start, t_end, None, None, None,
                                   float(smoothed), float(level), latency, vec)
+            if st.audio is not None:
+                pred.audio = st.window_audio(start, cfg.window_samples)
             st.windows += 1
             out.append(pred)
         self.windows_scored += len(out)
