@@ -75,9 +75,11 @@ def produce(bootstrap, topic, streams: dict, chunk=1600, extra=()):
     p.close()
 
 
-def start_consumer(bootstrap, topic, group, out, dlq=None, seconds=None, extra_env=None):
+def start_consumer(bootstrap, topic, group, out, dlq=None, seconds=None, extra_env=None,
+                   alerts=None):
     cmd = [sys.executable, "-m", "audioclf", "consume", "--bootstrap", bootstrap, "--topic",
-           topic, "--group", group, "--out-topic", out, "--status-every", "1", "--no-drift"]
+           topic, "--group", group, "--out-topic", out, "--status-every", "1"]
+    cmd += ["--alerts-topic", alerts] if alerts else ["--no-drift"]
     if dlq:
         cmd += ["--dlq-topic", dlq]
     if seconds:
@@ -269,3 +271,24 @@ def test_broker_restart_mid_stream(bootstrap):
     seen = windows_seen(msgs)
     lost = sum(len(set(w) - {st for st, _ in seen.get(sid, [])}) for sid, w in expected.items())
     assert lost == 0
+
+
+def test_drift_alerts_reach_the_alerts_topic(bootstrap):
+    from tests.test_drift import SHIFTS, clean_audio
+    topic, out, alerts = uid("audio"), uid("pred"), uid("alerts")
+    rng = np.random.default_rng(2)
+    y = np.concatenate([clean_audio(900, 125.0),
+                        SHIFTS["noise_0dB"](clean_audio(901, 100.0), rng)]).astype(np.float32)
+    y = np.clip(y, -1, 1)
+    produce(bootstrap, topic, {"mic-7": y}, chunk=4000)
+    proc = start_consumer(bootstrap, topic, uid("g"), out, alerts=alerts)
+    got = read_topic(bootstrap, alerts,
+                     lambda m: any(json.loads(x.value)["state"] == "DRIFT" for x in m), timeout=120)
+    code, err = stop(proc)
+    assert code == 0, err
+    drift = [json.loads(m.value) for m in got if json.loads(m.value)["state"] == "DRIFT"]
+    assert drift, [json.loads(m.value) for m in got]
+    a = drift[0]
+    assert a["stream_id"] == "mic-7" and a["model_digest"] and a["top_features"]
+    assert a["window_span"][0] < a["window_span"][1] and a["score"] >= 0.3
+    assert any('"event": "drift"' in line for line in err.splitlines())  # and a JSON log line
