@@ -135,12 +135,12 @@ def _print_search(console, rows):
     from rich.table import Table
     t = Table(title="hyperparameter search (mean grouped-CV score)")
     for col in ("family", "n_estimators", "max_depth", "max_features", "min_samples_leaf",
-                "score", "std"):
+                "train rows", "score", "std"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(r["family"], str(r["n_estimators"]), str(r["max_depth"]),
-                  str(r["max_features"]), str(r["min_samples_leaf"]), f"{r['score']:.4f}",
-                  f"{r['std']:.4f}")
+                  str(r["max_features"]), str(r["min_samples_leaf"]), str(r["train_rows"]),
+                  f"{r['score']:.4f}", f"{r['std']:.4f}")
     console.print(t)
 
 
@@ -446,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sr", type=int, default=16_000, help="sample rate in Hz (default 16000)")
     s.add_argument("--window", type=float, default=1.0, help="window seconds (default 1.0)")
     s.add_argument("--hop", type=float, default=0.25, help="window hop seconds (default 0.25)")
-    s.add_argument("--n-iter", type=int, default=10, help="settings tried by the search")
+    s.add_argument("--n-iter", type=int, default=12,
+                   help="settings tried by the search (successive halving, default 12)")
     s.add_argument("--cv", type=int, default=4, help="grouped CV folds (default 4)")
     s.add_argument("--families", default="rf,et", help="forest families: rf, et or rf,et")
     s.add_argument("--jobs", type=int, default=-1, help="parallel workers (default all cores)")

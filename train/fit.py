@@ -24,7 +24,7 @@ SEARCH_SPACE = {
 
 @dataclass
 class TrainOptions:
-    n_iter: int = 10  # settings tried by the randomised search
+    n_iter: int = 12  # settings tried by the randomised search (successive halving)
     cv: int = 4  # folds (grouped) when the data has no fold column
     n_jobs: int = -1
     seed: int = 0
@@ -78,30 +78,82 @@ def cv_splits(task: str, y, groups, folds, n_splits: int, seed: int):
     return list(GroupKFold(n_splits=k).split(np.zeros(len(y)), y, groups))
 
 
-def search(task, X, y, splits, settings, n_jobs, seed):
-    """Score every setting on every split (in parallel); returns rows sorted best first."""
+def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
+    """Successive halving over ``settings`` with grouped CV; rows sorted best first.
+
+    Round r fits every remaining setting on every split, with the training part of each split
+    subsampled to ``factor**(r - last)`` of its rows (per class for classification); the best
+    ``1/factor`` go on. Validation parts are never subsampled. Each row reports the score of
+    the last round the setting reached and its training rows per fold.
+    """
     from joblib import Parallel, delayed
 
-    jobs = [delayed(_fit_score)(task, X, y, tr, va, s, seed)
-            for s in settings for tr, va in splits]
-    scores = Parallel(n_jobs=n_jobs)(jobs)
-    rows = []
-    for i, s in enumerate(settings):
-        fold_scores = scores[i * len(splits):(i + 1) * len(splits)]
-        rows.append({**{k: s[k] for k in ("family", *SEARCH_SPACE)},
-                     "score": float(np.mean(fold_scores)), "std": float(np.std(fold_scores))})
-    rows.sort(key=lambda r: -r["score"])
-    return rows
+    rng = np.random.default_rng(seed)
+    rounds = max(0, int(np.ceil(np.log(max(len(settings), 1)) / np.log(factor))) - 1)
+    alive = list(range(len(settings)))
+    rows = {}
+    for r in range(rounds + 1):
+        frac = float(factor) ** (r - rounds)
+        sub = [(_subsample(tr, y, frac, rng, task), va) for tr, va in splits]
+        last = r == rounds
+        jobs = [delayed(_fit_score)(task, X, y, tr, va, settings[i], seed, keep=last)
+                for i in alive for tr, va in sub]
+        results = Parallel(n_jobs=n_jobs)(jobs)
+        for k, i in enumerate(alive):
+            fold_results = results[k * len(sub):(k + 1) * len(sub)]
+            fold_scores = [score for score, _ in fold_results]
+            rows[i] = {**{key: settings[i][key] for key in ("family", *SEARCH_SPACE)},
+                       "score": float(np.mean(fold_scores)), "std": float(np.std(fold_scores)),
+                       "round": r, "train_rows": int(np.mean([len(tr) for tr, _ in sub]))}
+            if last:  # out-of-fold predictions of the finalists, for validation metrics
+                rows[i]["_oof"] = [pred for _, pred in fold_results]
+        if r < rounds:
+            alive.sort(key=lambda i: -rows[i]["score"])
+            alive = alive[: max(1, int(np.ceil(len(alive) / factor)))]
+    return sorted(rows.values(), key=lambda row: (-row["round"], -row["score"]))
 
 
-def _fit_score(task, X, y, tr, va, setting, seed):
+def out_of_fold(task, y, splits, fold_predictions):
+    """Assemble per-fold ``(classes, predictions)`` into one out-of-fold array + a mask."""
+    validated = np.zeros(len(y), bool)
+    if task == "classify":
+        classes = sorted(set(y))
+        out = np.zeros((len(y), len(classes)))
+    else:
+        out = np.zeros(len(y))
+    for (_, va), (cls, pred) in zip(splits, fold_predictions):
+        validated[va] = True
+        if task == "classify":
+            out[np.ix_(va, [classes.index(c) for c in cls])] = pred
+        else:
+            out[va] = pred
+    return out, validated
+
+
+def _subsample(idx, y, frac, rng, task):
+    if frac >= 1:
+        return idx
+    if task != "classify":
+        return np.sort(rng.choice(idx, max(2, int(len(idx) * frac)), replace=False))
+    keep = []
+    for c in np.unique(y[idx]):
+        members = idx[y[idx] == c]
+        keep.append(rng.choice(members, max(1, int(round(len(members) * frac))), replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def _fit_score(task, X, y, tr, va, setting, seed, keep=False):
+    """Fit on ``tr``, score on ``va``; with ``keep`` also return the validation predictions."""
     model = _forest(task, setting["family"], seed)
     model.set_params(**{k: setting[k] for k in SEARCH_SPACE})
     model.fit(X[tr], y[tr])
     if task == "classify":
-        return float(np.mean(model.predict(X[va]) == y[va]))
+        proba = model.predict_proba(X[va])
+        score = float(np.mean(model.classes_[proba.argmax(axis=1)] == y[va]))
+        return score, ((list(model.classes_), proba) if keep else None)
     from sklearn.metrics import r2_score
-    return float(r2_score(y[va], model.predict(X[va])))
+    pred = model.predict(X[va])
+    return float(r2_score(y[va], pred)), ((None, pred) if keep else None)
 
 
 def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainResult:
@@ -137,9 +189,11 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     best = rows[0]
 
     # validation predictions of the chosen setting (out-of-fold), for metrics and the baseline
-    oof, validated = _out_of_fold(ds.task, X_tr, y_tr, splits, best, opts)
+    oof, validated = out_of_fold(ds.task, y_tr, splits, best.pop("_oof"))
+    for row in rows:
+        row.pop("_oof", None)
     model = _forest(ds.task, best["family"], opts.seed)
-    model.set_params(**{k: best[k] for k in SEARCH_SPACE})
+    model.set_params(n_jobs=opts.n_jobs, **{k: best[k] for k in SEARCH_SPACE})
     model.fit(X_tr, y_tr)
     model.set_params(n_jobs=1)  # live scoring is one small batch at a time
     labels = [str(c) for c in model.classes_] if ds.task == "classify" else None
@@ -164,33 +218,6 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                        n_train_files=len(np.unique(own_tr)),
                        n_test_files=len(np.unique(win.owner[is_test])),
                        cache_hits=win.cache_hits)
-
-
-def _out_of_fold(task, X, y, splits, setting, opts):
-    from joblib import Parallel, delayed
-
-    def fold(tr, va):
-        m = _forest(task, setting["family"], opts.seed)
-        m.set_params(**{k: setting[k] for k in SEARCH_SPACE})
-        m.fit(X[tr], y[tr])
-        return va, (m.predict_proba(X[va]) if task == "classify" else m.predict(X[va])), \
-            (list(m.classes_) if task == "classify" else None)
-
-    parts = Parallel(n_jobs=opts.n_jobs)(delayed(fold)(tr, va) for tr, va in splits)
-    validated = np.zeros(len(y), bool)
-    for va, _, _ in parts:
-        validated[va] = True
-    if task == "classify":
-        classes = sorted(set(y))
-        out = np.zeros((len(y), len(classes)))
-        for va, p, cls in parts:
-            cols = [classes.index(c) for c in cls]
-            out[np.ix_(va, cols)] = p
-        return out, validated
-    out = np.zeros(len(y))
-    for va, p, _ in parts:
-        out[va] = p
-    return out, validated
 
 
 def _fingerprint(X, y) -> str:
