@@ -104,11 +104,14 @@ def librosa_vectors(y: np.ndarray, shared_stft: bool = True) -> np.ndarray:
             vec += list(f(Z, axis=1)) + [f(fz)]
         idx = np.flatnonzero(active)
         first, last = idx[0], idx[-1] + 1
+        segs = []
         for k in range(c.n_segments):
             lo = first + (k * (last - first)) // c.n_segments
             hi = min(max(first + ((k + 1) * (last - first)) // c.n_segments, lo + 1), F)
             lo = min(lo, hi - 1)
-            vec += list(m[:, lo:hi].mean(axis=1))
+            segs.append(m[:, lo:hi].mean(axis=1))
+        segs = np.array(segs)
+        vec += list(segs.ravel()) + list((segs - segs.mean(axis=0)).ravel())
         vec += [active.mean(), (last - first) / F, ref]
         out.append(vec)
     return np.asarray(out)

@@ -69,6 +69,29 @@ def reference(rows, n_iter, seed):
     return total, t_feat, acc
 
 
+def leave_one_speaker_out(rows, seed):
+    """Accuracy on each speaker's files by a model trained on the other five (audioclf features,
+    the settings `audioclf train` chose most often here)."""
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    from features import FeatureConfig
+    from train.extract import extract_windows
+    from train.evaluate import file_scores
+
+    win = extract_windows([r["path"] for r in rows], FeatureConfig(), n_jobs=2, cache_dir=None,
+                          progress=False)
+    y = np.array([r["digit"] for r in rows])
+    spk = np.array([r["speaker"] for r in rows])
+    accs = {}
+    for s in sorted(set(spk)):
+        tr = spk[win.owner] != s
+        m = ExtraTreesClassifier(300, max_depth=24, min_samples_leaf=4, n_jobs=2,
+                                 random_state=seed).fit(win.X[tr], y[win.owner][tr])
+        files, p = file_scores(m.predict_proba(win.X[~tr]), win.owner[~tr])
+        accs[s] = float(np.mean(m.classes_[p.argmax(axis=1)] == y[files]))
+    return accs
+
+
 def ours(rows, n_iter, seed):
     from features import FeatureConfig
     from train.dataset import load_dataset
@@ -90,10 +113,42 @@ def ours(rows, n_iter, seed):
     return total, m["test"]["accuracy"], m["validation"]["accuracy"], res.search[0]
 
 
+def snr_regression(rows, n_iter, seed, n_files=1200):
+    """Regression end to end: FSDD clips mixed with white noise at known SNRs; predict the SNR."""
+    from features import FeatureConfig, read_audio
+    from features.audio import write_wav
+    from train.dataset import load_dataset
+    from train.fit import TrainOptions, train_model
+
+    rng = np.random.default_rng(seed)
+    picked = [rows[i] for i in rng.choice(len(rows), n_files, replace=False)]
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = os.path.join(tmp, "snr.csv")
+        with open(manifest, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["path", "target", "group", "split"])
+            for k, r in enumerate(picked):
+                y, sr = read_audio(r["path"], sr=None)
+                snr = rng.uniform(-5, 30)
+                noise = rng.standard_normal(len(y)) * np.sqrt(np.mean(y ** 2)) * 10 ** (-snr / 20)
+                name = f"m{k}.wav"
+                write_wav(os.path.join(tmp, name), np.clip(y + noise, -1, 1), sr, subtype="FLOAT")
+                w.writerow([name, f"{snr:.3f}", r["speaker"], r["split"]])
+        t = time.perf_counter()
+        res = train_model(load_dataset(manifest), FeatureConfig(),
+                          TrainOptions(n_iter=n_iter, n_jobs=2, seed=seed, cache_dir=None,
+                                       progress=False))
+        m = res.artifact.metrics["test"]
+    print(f"regression (SNR of {n_files} FSDD clips + white noise, -5..30 dB): test R² "
+          f"{m['r2']:.3f}, MAE {m['mae']:.2f} dB, RMSE {m['rmse']:.2f} dB "
+          f"(n={m['n']}; {time.perf_counter() - t:.1f} s)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--n-iter", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--snr", action="store_true", help="also run the SNR regression check")
     args = ap.parse_args()
     manifest = os.path.join(FSDD, "manifest.csv")
     if not os.path.exists(manifest):
@@ -110,6 +165,11 @@ def main():
     print(f"reference: {t_ref:6.1f} s  (librosa features {t_ref_feat:.1f} s) official-split "
           f"test accuracy {acc_ref:.4f}")
     print(f"ratio    : {t_ref / t_ours:.2f}x faster (target >= 3x)")
+    accs = leave_one_speaker_out(rows, args.seed)
+    print("leave-one-speaker-out accuracy: " + ", ".join(f"{k} {v:.3f}" for k, v in accs.items())
+          + f"; mean {np.mean(list(accs.values())):.3f}")
+    if args.snr:
+        snr_regression(rows, args.n_iter, args.seed)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 # Bumped whenever the code computes a different vector for the same config; an artifact whose
 # config carries another version cannot be served (its features would not be reproduced).
-FEATURE_VERSION = 2
+FEATURE_VERSION = 3
 
 STAT_NAMES = ("mean", "std", "p10", "p50", "p90")
 
