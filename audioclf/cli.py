@@ -286,7 +286,6 @@ def cmd_listen(args) -> int:
     engine = Engine(art, smooth=args.smooth, ema=args.ema, keep_audio=bool(args.capture_dir))
     sr = art.feature_config.sr
     if args.demo:
-        from features.audio import write_wav
         from train.synthetic import demo_sequence
         y, _ = demo_sequence(sr=sr)
         source = FileSource(None, sr, realtime=not args.fast, samples=y)

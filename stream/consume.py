@@ -130,6 +130,8 @@ class ConsumeService:
             finally:
                 self.consumer.close()
                 self.producer.close(timeout=5)
+                if getattr(self, "_live", None) is not None:
+                    self._live.stop()
         return self.status()
 
     # ------------------------------------------------------------------ one batch
@@ -309,5 +311,25 @@ class ConsumeService:
                 "drift": self.monitor.state() if self.monitor is not None else None}
 
     def _log(self, record: dict):
+        """JSON lines for logs and pipes; on a terminal the status is a rich panel instead."""
+        if record.get("event") == "status" and getattr(self.status_out, "isatty", bool)():
+            self._panel(record)
+            return
         self.status_out.write(json.dumps(record) + "\n")
         self.status_out.flush()
+
+    def _panel(self, record: dict):
+        from rich.console import Console
+        from rich.live import Live
+        from rich.panel import Panel
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        for key in ("streams", "windows", "windows_per_s", "lag", "dlq", "seq_gaps", "rewinds",
+                    "state_bytes", "drift"):
+            t.add_row(key.replace("_", " "), str(record.get(key)))
+        panel = Panel(t, title=f"audioclf consume {','.join(self.topics)} -> {self.out_topic}")
+        if getattr(self, "_live", None) is None:
+            self._live = Live(panel, console=Console(file=self.status_out), auto_refresh=False)
+            self._live.start()
+        self._live.update(panel, refresh=True)
