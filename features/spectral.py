@@ -264,17 +264,22 @@ def spectral_contrast(S: np.ndarray, sr: float, n_fft: int, fmin: float = 200.0,
     Equals librosa's ``spectral_contrast`` (which, note, takes ``10*log10`` of magnitudes).
     """
     bands = contrast_bands(sr, n_fft, fmin, n_bands)
-    shape = S.shape[:-2] + (len(bands), S.shape[-1])
-    peak, valley = np.empty(shape), np.empty(shape)
+    starts = [lo for lo, _, _ in bands]
+    if all(hi == nxt for (_, hi, _), nxt in zip(bands, starts[1:])) and bands[-1][1] == S.shape[-2]:
+        # adjacent bands (always, for librosa's octave layout): one reduction each for all
+        valley = np.minimum.reduceat(S, starts, axis=-2)
+        peak = np.maximum.reduceat(S, starts, axis=-2)
+    else:
+        valley = np.stack([S[..., lo:hi, :].min(axis=-2) for lo, hi, _ in bands], axis=-2)
+        peak = np.stack([S[..., lo:hi, :].max(axis=-2) for lo, hi, _ in bands], axis=-2)
     for j, (lo, hi, k) in enumerate(bands):
-        band = S[..., lo:hi, :]
-        if k == 1:
-            valley[..., j, :], peak[..., j, :] = band.min(axis=-2), band.max(axis=-2)
-        else:
-            n = band.shape[-2]
-            part = np.partition(band, (k - 1, n - k), axis=-2)
-            valley[..., j, :] = part[..., :k, :].mean(axis=-2)
-            peak[..., j, :] = part[..., n - k:, :].mean(axis=-2)
+        if k > 1:  # wide bands average their k smallest / largest bins
+            # (partition along a contiguous axis: 5x faster than along the strided bin axis)
+            band = np.ascontiguousarray(np.swapaxes(S[..., lo:hi, :], -1, -2))
+            n = band.shape[-1]
+            part = np.partition(band, (k - 1, n - k), axis=-1)
+            valley[..., j, :] = part[..., :k].mean(axis=-1)
+            peak[..., j, :] = part[..., n - k:].mean(axis=-1)
     return power_to_db(peak) - power_to_db(valley)
 
 
