@@ -334,13 +334,32 @@ class IncrementalFeatures:
 
     def add_rows(self, rows: np.ndarray) -> list:
         """Store analysed frame rows; return ``[(window_start_sample, window_rows), ...]``."""
+        n = rows.shape[0]
+        if n == 0:
+            return []
+        cfg, F = self.cfg, self._cap
+        step = cfg.frames_per_window_hop
+        before = self.frames_done
+        # the newest F frames before this call, then the new ones: every window these rows
+        # complete lies inside this stack
+        recent = min(before, F)
+        end = before % F
+        history = self._rows[end + F - recent:end + F] if recent else self._rows[:0]
+        stack = np.concatenate([history, rows]) if recent else rows
         out = []
-        for row in rows:  # ring write; windows complete at most once per frame
-            i = self.frames_done % self._cap
-            self._rows[i] = row
-            self._rows[i + self._cap] = row
-            self.frames_done += 1
-            out.extend(self._ready_windows())
+        while True:
+            first = self.windows_done * step  # first frame of the next window
+            if first + F > before + n:
+                break
+            lo = first - (before - recent)  # its offset in the stack
+            out.append((first * cfg.hop_length, stack[lo:lo + F].copy()))
+            self.windows_done += 1
+        # ring update: the last F frames, each written twice (positions i and i + F)
+        keep = stack[-F:]
+        idx = (before + n - keep.shape[0] + np.arange(keep.shape[0])) % F
+        self._rows[idx] = keep
+        self._rows[idx + F] = keep
+        self.frames_done = before + n
         return out
 
     def flush(self) -> list:
@@ -348,18 +367,6 @@ class IncrementalFeatures:
         if self.windows_done == 0 and self.samples_seen < self.cfg.window_samples:
             return self.push(np.zeros(self.cfg.window_samples - self.samples_seen, np.float32))
         return []
-
-    def _ready_windows(self):
-        cfg = self.cfg
-        F, step = cfg.frames_per_window, cfg.frames_per_window_hop
-        first_frame = self.windows_done * step
-        if self.frames_done < first_frame + F:
-            return []
-        end = self.frames_done % self._cap
-        rows = self._rows[end:end + F].copy()  # the newest F frames, contiguous
-        start = first_frame * cfg.hop_length
-        self.windows_done += 1
-        return [(start, rows)]
 
     @property
     def nbytes(self) -> int:

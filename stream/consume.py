@@ -5,8 +5,12 @@ Delivery is at-least-once. Each loop iteration:
   1. poll a batch of audio messages;
   2. decode them; bad ones go to the dead-letter topic with reason headers;
   3. push all good chunks into the engine, which scores every window they complete in one call;
-  4. send the predictions, then ``flush()`` -- the producer has the broker's acks;
-  5. commit, per partition, the oldest offset some stream still needs: the message holding
+  4. send the predictions (and dead letters); keep their futures with a snapshot of the
+     offsets this batch allows to commit;
+  5. once every future of a batch is acknowledged -- checked while the next batch is being
+     scored, so network round trips overlap computation -- commit its snapshot (async);
+     before a rebalance or exit: ``flush()``, then a synchronous commit. A snapshot holds, per
+     partition, the oldest offset some stream still needs: the message holding
      the first sample of that stream's next window. A restarted consumer re-reads from there
      and (with ``sample-index`` headers) continues on the same window grid, so no window is
      lost; windows may be emitted twice (at-least-once, counted by consumers of the topic).
@@ -86,6 +90,7 @@ class ConsumeService:
         self.stats = ConsumeStats()
         self.stop_event = threading.Event()
         self.consumer = self.producer = None
+        self._in_flight: deque = deque()  # (futures, offsets snapshot) awaiting acks
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self):
@@ -99,7 +104,7 @@ class ConsumeService:
 
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked):
-                service._commit(quiet=True)
+                service._settle(quiet=True)
                 service._drop_partitions(set(revoked))
 
             def on_partitions_assigned(self, assigned):
@@ -125,8 +130,7 @@ class ConsumeService:
                     last_status = time.monotonic()
         finally:
             try:
-                self.producer.flush(timeout=10)
-                self._commit(quiet=True)
+                self._settle(quiet=True)
             finally:
                 self.consumer.close()
                 self.producer.close(timeout=5)
@@ -135,9 +139,14 @@ class ConsumeService:
         return self.status()
 
     # ------------------------------------------------------------------ one batch
+    _batch_futures: list = []
+
     def _handle_batch(self, batch: dict):
         if not batch:
+            if self._in_flight:
+                self._commit_acknowledged()
             return
+        self._batch_futures = []
         chunks, origins = [], []
         for tp, messages in batch.items():
             for msg in messages:
@@ -166,6 +175,7 @@ class ConsumeService:
             position[stream_id] = start + n
             self.tracks[stream_id].history.append((offset, start, start + n))
         cfg = self.art.feature_config
+        futures = self._batch_futures
         for p in preds:
             track = self.tracks[p.stream_id]
             st = self.engine.streams[p.stream_id]
@@ -176,15 +186,42 @@ class ConsumeService:
             if self.monitor is not None:
                 self.monitor.submit(p)
             state = self.monitor.state(p.stream_id) if self.monitor is not None else None
-            self.producer.send(self.out_topic, key=p.stream_id.encode(),
-                               value=prediction_message(p, self.art.name, self.art.digest,
-                                                        offsets, state))
+            futures.append(self.producer.send(
+                self.out_topic, key=p.stream_id.encode(),
+                value=prediction_message(p, self.art.name, self.art.digest, offsets, state)))
         self.stats.windows += len(preds)
-        self.producer.flush(timeout=30)  # acknowledged before anything is committed
         for track in self.tracks.values():  # forget messages no future window can use
             while track.history and track.history[0][2] <= track.next_window_start:
                 track.history.popleft()
-        self._commit()
+        self._in_flight.append((futures, self.commit_offsets()))
+        self._batch_futures = []
+        self._commit_acknowledged()
+
+    def _commit_acknowledged(self):
+        """Commit the newest snapshot whose batch (and all before it) the broker has acked."""
+        ready = None
+        while self._in_flight and all(f.is_done for f in self._in_flight[0][0]):
+            futures, snapshot = self._in_flight.popleft()
+            for f in futures:
+                if f.failed():
+                    raise f.exception
+            ready = snapshot
+        if ready:
+            self.consumer.commit_async(ready)
+
+    def _settle(self, quiet: bool = False):
+        """Flush everything sent, then commit synchronously (rebalance, shutdown)."""
+        try:
+            self.producer.flush(timeout=30)
+            for futures, _ in self._in_flight:
+                for f in futures:
+                    if f.failed():
+                        raise f.exception
+            self._in_flight.clear()
+            self._commit()
+        except Exception:
+            if not quiet:
+                raise
 
     def _prepare(self, tp, msg, chunk):
         """Per-stream bookkeeping for a good chunk; returns the engine input or None."""
@@ -221,7 +258,8 @@ class ConsumeService:
                 ("dlq.reason", bad.reason.encode()), ("dlq.detail", bad.detail.encode()[:500]),
                 ("dlq.topic", msg.topic.encode()), ("dlq.partition", str(msg.partition).encode()),
                 ("dlq.offset", str(msg.offset).encode())]
-            self.producer.send(self.dlq_topic, key=msg.key, value=msg.value, headers=headers)
+            self._batch_futures.append(self.producer.send(self.dlq_topic, key=msg.key,
+                                                          value=msg.value, headers=headers))
 
     # ------------------------------------------------------------------ offsets
     def commit_offsets(self) -> dict:
@@ -248,6 +286,7 @@ class ConsumeService:
     def _rewind(self):
         """Forget in-memory progress and continue from the committed offsets."""
         self.stats.rewinds += 1
+        self._in_flight.clear()  # unacknowledged batches are simply consumed again
         time.sleep(1.0)
         for tp in list(self.consumer.assignment()):
             try:
