@@ -9,6 +9,16 @@ from .extract import FrameAnalyzer
 
 def plot_audio(y: np.ndarray, cfg: FeatureConfig, out_path, title: str = "") -> str:
     """Write a PNG: waveform (time s, amplitude) over log-mel power (time s, Hz, colour in dB)."""
+    import matplotlib.pyplot as plt
+
+    fig = audio_figure(y, cfg, title)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return str(out_path)
+
+
+def audio_figure(y: np.ndarray, cfg: FeatureConfig, title: str = ""):
+    """The matplotlib figure behind :func:`plot_audio` (Agg backend)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,6 +45,4 @@ def plot_audio(y: np.ndarray, cfg: FeatureConfig, out_path, title: str = "") -> 
     ax_s.set_ylabel("frequency (Hz, mel-spaced bands)")
     ax_s.set_xlabel("time (s)")
     fig.colorbar(mesh, ax=[ax_w, ax_s], label="power (dB)", shrink=0.7)
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return str(out_path)
+    return fig

@@ -120,3 +120,22 @@ def test_cli_info_and_bad_file_give_one_line_no_traceback(tmp_path):
     assert "Traceback" not in out.stderr
     err_lines = [l for l in out.stderr.splitlines() if l.strip()]
     assert len(err_lines) == 1 and str(bad) in err_lines[0]
+
+
+def test_plot_writes_labelled_png(tmp_path):
+    import matplotlib.image as mpimg
+
+    wav = tmp_path / "p.wav"
+    sf.write(wav, tone(44100, seconds=1.5, channels=2), 44100)
+    out = subprocess.run([sys.executable, "-m", "audioclf", "plot", str(wav), "-o",
+                          str(tmp_path / "p.png")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    img = mpimg.imread(tmp_path / "p.png")
+    assert img.shape[0] > 300 and img.shape[1] > 500 and img.std() > 0.05  # not blank
+    # the axes carry units: time (s), frequency (Hz), power (dB)
+    from features import FeatureConfig
+    from features.plot import audio_figure
+    fig = audio_figure(tone(16000, seconds=1.0), FeatureConfig())
+    labels = [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+    assert ("time (s)", "frequency (Hz, mel-spaced bands)") in labels
+    assert any(y == "power (dB)" for _, y in labels)  # the colour bar

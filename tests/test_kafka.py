@@ -292,3 +292,21 @@ def test_drift_alerts_reach_the_alerts_topic(bootstrap):
     assert a["stream_id"] == "mic-7" and a["model_digest"] and a["top_features"]
     assert a["window_span"][0] < a["window_span"][1] and a["score"] >= 0.3
     assert any('"event": "drift"' in line for line in err.splitlines())  # and a JSON log line
+
+
+def test_sequence_gaps_are_counted(bootstrap):
+    from kafka import KafkaProducer
+    topic, out = uid("audio"), uid("pred")
+    y = stream_audio(5, 2.0)
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    seqs = [0, 1, 2, 5, 6, 6, 7]  # 3 and 4 lost upstream, 6 sent twice
+    for k, seq in enumerate(seqs):
+        key, value, headers = encode_audio("gappy", y[k * 1600:(k + 1) * 1600], SR, seq)
+        p.send(topic, key=key, value=value, headers=headers)
+    p.flush()
+    p.close()
+    proc = start_consumer(bootstrap, topic, uid("g"), out, seconds=12)
+    _, err = proc.communicate(timeout=60)
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert summary["messages"] == len(seqs)
+    assert summary["seq_gaps"] == 2 and summary["seq_repeats"] == 1
