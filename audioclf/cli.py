@@ -177,7 +177,8 @@ def cmd_evaluate(args) -> int:
             raise ValueError(f"{args.data}: labels the model does not know: {', '.join(unknown)}")
     else:
         truth = np.array([it.target for it in items], dtype=float)
-    m = evaluate_scores(art.task, art.labels, art.score(win.X), win.owner, truth)
+    scores = art.score(win.X)
+    m = evaluate_scores(art.task, art.labels, scores, win.owner, truth)
     m["skipped"] = [r for _, r in win.skipped]
     png = args.png or _stem(args.model) + (".confusion.png" if art.is_classifier else
                                            ".regression.png")
@@ -185,7 +186,7 @@ def cmd_evaluate(args) -> int:
         plot_confusion(m, png, title=f"{_stem(args.model)} on {os.path.basename(args.data)}")
     else:
         from train.evaluate import file_scores
-        files, per_file = file_scores(art.score(win.X), win.owner)
+        files, per_file = file_scores(scores, win.owner)
         plot_regression(truth[files], per_file, png, art.target_name or "target",
                         art.target_unit or "")
     if args.json:
@@ -267,8 +268,6 @@ def cmd_devices(args) -> int:
 
 
 def cmd_listen(args) -> int:
-    import tempfile
-
     from stream.engine import Engine
     from stream.listen import run
     from stream.sources import FileSource, MicSource

@@ -262,7 +262,7 @@ def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32):
     """
     owners, starts_all, out, levels = [], [], [], []
     an = _analyzer(cfg)
-    F, step = cfg.frames_per_window, cfg.frames_per_window_hop
+    F = cfg.frames_per_window
     for c0 in range(0, len(signals), chunk):
         frames, index, base = [], [], 0
         for i, y in enumerate(signals[c0:c0 + chunk], start=c0):

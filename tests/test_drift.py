@@ -16,7 +16,7 @@ from models import default_model_path
 from stream.capture import CaptureWriter
 from stream.drift import DRIFT, OK, WARN, DriftDetector, DriftMonitor
 from stream.engine import Engine
-from train.synthetic import CLASSES, synth_clip
+from train.synthetic import random_soundtrack
 
 SR = 16000
 
@@ -36,13 +36,8 @@ def art():
 
 
 def clean_audio(seed, seconds):
-    """Fresh clips of the default model's generator (new seeds: held out), back to back."""
-    rng = np.random.default_rng(seed)
-    parts, total = [], 0
-    while total < seconds * SR:
-        parts.append(synth_clip(CLASSES[rng.integers(len(CLASSES))], rng))
-        total += len(parts[-1])
-    return np.concatenate(parts)[: int(seconds * SR)]
+    """Held-out in-distribution audio: the default model's generator with a new seed."""
+    return random_soundtrack(seed, seconds, SR)
 
 
 def stream(art, monitor, engine, y, sid="s"):

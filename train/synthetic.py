@@ -142,3 +142,14 @@ def demo_sequence(seed: int = 1, sr: int = 16_000, seconds_each: float = 2.0,
         spans.append((t, t + seconds_each, kind))
         t += seconds_each
     return np.concatenate(parts), spans
+
+
+def random_soundtrack(seed: int, seconds: float, sr: int = 16_000) -> np.ndarray:
+    """Clips of random sound types back to back, ``seconds`` long: in-distribution live audio
+    for the default model (a new seed is audio it never trained on)."""
+    rng = np.random.default_rng(seed)
+    parts, total = [], 0
+    while total < seconds * sr:
+        parts.append(synth_clip(CLASSES[rng.integers(len(CLASSES))], rng, sr))
+        total += len(parts[-1])
+    return np.concatenate(parts)[: int(seconds * sr)]
