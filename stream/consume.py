@@ -74,7 +74,6 @@ class ConsumeStats:
 
 
 class ConsumeService:
-    ENGINE_BATCH = 256  # chunks per engine call: amortises numpy overhead, caps temporaries
     def __init__(self, art: ModelArtifact, client_opts: dict, topics: list[str], group: str,
                  out_topic: str, dlq_topic: str | None = None, alerts_topic: str | None = None,
                  idle_timeout: float = 60.0, status_every: float = 5.0, smooth: int = 1,
@@ -162,9 +161,7 @@ class ConsumeService:
                     chunks.append(prepared)
                     origins.append((chunk.stream_id, tp, msg.offset))
         before = {sid: st.features.samples_seen for sid, st in self.engine.streams.items()}
-        preds = []
-        for i in range(0, len(chunks), self.ENGINE_BATCH):  # bounded transient memory
-            preds += self.engine.push_many(chunks[i:i + self.ENGINE_BATCH])
+        preds = self.engine.push_many(chunks)  # all ready windows: one model call
         # the engine consumed chunks in order: replay the sample counts to place each message
         position = {sid: before.get(sid, 0) for sid, _, _ in origins}
         for (stream_id, tp, offset), (_, samples, rate) in zip(origins, chunks):

@@ -112,12 +112,22 @@ class Engine:
              ) -> list[Prediction]:
         return self.push_many([(stream_id, samples, input_sr or self.cfg.sr)])
 
+    FEATURE_GROUP = 256  # chunks analysed per numpy pass: amortises overhead, caps temporaries
+
     def push_many(self, chunks) -> list[Prediction]:
         """``chunks``: iterable of ``(stream_id, mono float32 samples, input_sr)``.
 
-        All windows completed by these chunks are scored in one model call.
+        Frames are analysed ``FEATURE_GROUP`` chunks at a time (vectorised across streams);
+        every window the chunks complete is then scored in one model call.
         """
         t0 = time.perf_counter()
+        chunks = list(chunks)
+        ready = []
+        for g in range(0, len(chunks), self.FEATURE_GROUP):
+            ready += self._features(chunks[g:g + self.FEATURE_GROUP])
+        return self._score(ready, t0)
+
+    def _features(self, chunks) -> list:
         owners, frames = [], []
         for stream_id, samples, sr in chunks:
             st = self.state(stream_id, sr)
@@ -130,7 +140,6 @@ class Engine:
                 st.remember(x, len(x) + self.cfg.window_samples)
         if not owners:
             return []
-        # one analysis call for every stream's new frames, one aggregation for all windows
         rows = self.analyzer.analyze(np.concatenate(frames))
         bounds = np.cumsum([0] + [len(f) for f in frames])
         pending = []
@@ -142,8 +151,7 @@ class Engine:
         windows = np.stack([w for _, _, w in pending])
         X = window_vectors(windows, self.cfg)
         levels = window_level_db(windows, self.cfg)
-        ready = [(st, start, x, lv) for (st, start, _), x, lv in zip(pending, X, levels)]
-        return self._score(ready, t0)
+        return [(st, start, x, lv) for (st, start, _), x, lv in zip(pending, X, levels)]
 
     def flush(self, stream_id: str) -> list[Prediction]:
         """End of a stream: a stream shorter than one window still gets one (zero-padded)."""

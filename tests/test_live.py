@@ -224,3 +224,15 @@ def test_device_lost_mid_stream_exits_with_message(vmic_env):
                        timeout=180)  # leave the device as the other tests expect it
     assert proc.returncode == 1, (out[-500:], err)
     assert "lost" in err and "Traceback" not in err
+
+
+def test_ctrl_c_stops_cleanly_with_summary():
+    proc = subprocess.Popen([sys.executable, "-m", "audioclf", "listen", "--demo", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4.0)  # real-time pace: a few windows out
+    proc.send_signal(subprocess.signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert summary["predictions"] == len(out.splitlines()) > 0
+    assert summary["audio_s"] < 10 and "Traceback" not in err
