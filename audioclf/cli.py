@@ -223,7 +223,7 @@ def cmd_predict(args) -> int:
 
     from .artifact import load_model
 
-    art = load_model(args.model or default_model_path())
+    art = load_model(args.model) if args.model else load_default_model()
     failed = 0
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:
@@ -275,7 +275,7 @@ def cmd_listen(args) -> int:
     from .artifact import load_model
 
     _single_threaded_math()
-    art = load_model(args.model or default_model_path())
+    art = load_model(args.model) if args.model else load_default_model()
     if args.window or args.hop:
         cfg = art.feature_config
         if (args.window or cfg.window_seconds) != cfg.window_seconds or \
@@ -335,7 +335,7 @@ def cmd_consume(args) -> int:
         raise ValueError("give at least one --topic (or AUDIOCLF_TOPIC)")
     if not args.out_topic:
         raise ValueError("give --out-topic (or AUDIOCLF_OUT_TOPIC)")
-    art = load_model(args.model or default_model_path())
+    art = load_model(args.model) if args.model else load_default_model()
     monitor = None
     if not args.no_drift and art.baseline:
         from stream.drift import DriftMonitor
@@ -415,6 +415,40 @@ def cmd_drift_report(args) -> int:
 def default_model_path() -> str:
     from models import default_model_path as path
     return path()
+
+
+def load_default_model():
+    """The shipped model; if this scikit-learn cannot use it, the same recipe retrained once
+    into the user cache (the generator is seeded, so it is the same model up to the library)."""
+    import sklearn
+
+    from .artifact import ArtifactError, load_model, save_model
+
+    try:
+        return load_model(default_model_path())
+    except ArtifactError as exc:
+        if "scikit-learn" not in str(exc):
+            raise
+    cached = os.path.join(os.path.expanduser("~"), ".cache", "audioclf", "models",
+                          f"default-sklearn{sklearn.__version__}.joblib")
+    if os.path.exists(cached):
+        return load_model(cached)
+    import tempfile
+
+    from features import FeatureConfig
+    from train.dataset import load_dataset
+    from train.fit import TrainOptions, train_model
+    from train.synthetic import generate_dataset
+
+    print(f"audioclf: the shipped default model needs another scikit-learn; training it once "
+          f"for {sklearn.__version__} into {cached} (seeded, ~30 s)", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = generate_dataset(tmp, n_per_class=100, seed=0)
+        result = train_model(load_dataset(manifest), FeatureConfig(),
+                             TrainOptions(n_iter=6, seed=0, cache_dir=None, progress=False,
+                                          name="default"))
+    save_model(result.artifact, cached)
+    return load_model(cached)
 
 
 # ---------------------------------------------------------------------------- parser

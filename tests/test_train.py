@@ -245,3 +245,22 @@ def test_feature_cache_is_used(two_class, tmp_path):
     second = train_model(load_dataset(two_class), FeatureConfig(), opts)
     assert first.cache_hits == 0 and second.cache_hits == 12
     np.testing.assert_array_equal(first.artifact.baseline["mean"], second.artifact.baseline["mean"])
+
+
+def test_default_model_is_rebuilt_for_another_sklearn(tmp_path, monkeypatch):
+    """A shipped model from another scikit-learn minor version is refused; the CLI then
+    retrains the seeded default recipe once into the user cache instead of failing."""
+    import sklearn
+
+    import audioclf.cli as cli
+    from audioclf.artifact import ArtifactError, load_model as real_load
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sklearn, "__version__", "0.0.0")  # pretend: an older/newer library
+    with pytest.raises(ArtifactError, match="scikit-learn"):
+        real_load(cli.default_model_path())
+    art = cli.load_default_model()
+    cached = tmp_path / ".cache" / "audioclf" / "models" / "default-sklearn0.0.0.joblib"
+    assert art.path == str(cached) and os.path.exists(str(cached) + ".sha256")
+    assert art.labels == sorted(__import__("train.synthetic", fromlist=["x"]).CLASSES)
+    assert cli.load_default_model().digest == art.digest  # built once, then reused
