@@ -7,13 +7,17 @@ import os
 import sys
 
 
+class UsageError(ValueError):
+    """Options that do not fit together; printed as one line."""
+
+
 def _user_errors() -> tuple:
     """Exception types whose message is meant for the user (printed as one line, exit 1)."""
     from features import AudioError, FeatureConfigError
 
     from .artifact import ArtifactError
 
-    types = [AudioError, FeatureConfigError, ArtifactError, FileNotFoundError]
+    types = [AudioError, FeatureConfigError, ArtifactError, FileNotFoundError, UsageError]
     for module, name in (("train.dataset", "DataError"), ("stream.devices", "DeviceError"),
                          ("stream.kafka_io", "KafkaSetupError")):
         try:
@@ -174,7 +178,7 @@ def cmd_evaluate(args) -> int:
         truth = np.array([it.label for it in items], dtype=object)
         unknown = sorted(set(truth[np.unique(win.owner)]) - set(art.labels))
         if unknown:
-            raise ValueError(f"{args.data}: labels the model does not know: {', '.join(unknown)}")
+            raise UsageError(f"{args.data}: labels the model does not know: {', '.join(unknown)}")
     else:
         truth = np.array([it.target for it in items], dtype=float)
     scores = art.score(win.X)
@@ -280,7 +284,7 @@ def cmd_listen(args) -> int:
         cfg = art.feature_config
         if (args.window or cfg.window_seconds) != cfg.window_seconds or \
                 (args.hop or cfg.window_hop_seconds) != cfg.window_hop_seconds:
-            raise ValueError(f"the model was trained with --window {cfg.window_seconds} --hop "
+            raise UsageError(f"the model was trained with --window {cfg.window_seconds} --hop "
                              f"{cfg.window_hop_seconds}; windows are part of its features")
     engine = Engine(art, smooth=args.smooth, ema=args.ema, keep_audio=bool(args.capture_dir))
     sr = art.feature_config.sr
@@ -332,9 +336,9 @@ def cmd_consume(args) -> int:
 
     _single_threaded_math()
     if not args.topic:
-        raise ValueError("give at least one --topic (or AUDIOCLF_TOPIC)")
+        raise UsageError("give at least one --topic (or AUDIOCLF_TOPIC)")
     if not args.out_topic:
-        raise ValueError("give --out-topic (or AUDIOCLF_OUT_TOPIC)")
+        raise UsageError("give --out-topic (or AUDIOCLF_OUT_TOPIC)")
     art = load_model(args.model) if args.model else load_default_model()
     monitor = None
     if not args.no_drift and art.baseline:
@@ -376,7 +380,7 @@ def cmd_produce(args) -> int:
                           args.chunk_ms, args.dtype, args.seconds)
     else:
         if not args.files:
-            raise ValueError("give FILE... or --mic")
+            raise UsageError("give FILE... or --mic")
         res = produce_files(opts, args.topic, args.stream_id, args.files, args.chunk_ms,
                             args.dtype, args.realtime, args.wav)
     print(json.dumps(res))

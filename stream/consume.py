@@ -90,6 +90,7 @@ class ConsumeService:
         self.stop_event = threading.Event()
         self.consumer = self.producer = None
         self._in_flight: deque = deque()  # (futures, offsets snapshot) awaiting acks
+        self._batch_futures: list = []  # sends of the batch being handled
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self):
@@ -138,8 +139,6 @@ class ConsumeService:
         return self.status()
 
     # ------------------------------------------------------------------ one batch
-    _batch_futures: list = []
-
     def _handle_batch(self, batch: dict):
         if not batch:
             if self._in_flight:

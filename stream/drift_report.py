@@ -42,7 +42,8 @@ def drift_report(art: ModelArtifact, sources: list[str], png: str | None = None,
                  top: int = 15) -> dict:
     X, skipped = collect_vectors(art, sources)
     if X.shape[1] != len(art.feature_names):
-        raise ValueError(f"vectors have {X.shape[1]} features, the model {len(art.feature_names)}")
+        raise FileNotFoundError(f"captured vectors have {X.shape[1]} features, the model "
+                                f"{len(art.feature_names)}: captured with another model")
     labels = None
     if art.is_classifier:
         labels = list(np.asarray(art.labels)[art.score(X).argmax(axis=1)])

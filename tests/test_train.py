@@ -264,3 +264,11 @@ def test_default_model_is_rebuilt_for_another_sklearn(tmp_path, monkeypatch):
     assert art.path == str(cached) and os.path.exists(str(cached) + ".sha256")
     assert art.labels == sorted(__import__("train.synthetic", fromlist=["x"]).CLASSES)
     assert cli.load_default_model().digest == art.digest  # built once, then reused
+
+
+def test_usage_errors_are_one_line(two_class, tmp_path):
+    out = run_cli("consume", "--bootstrap", "127.0.0.1:1", "--out-topic", "p")
+    assert out.returncode == 1 and "--topic" in out.stderr and "internal" not in out.stderr
+    out = run_cli("listen", "--demo", "--window", "2.0", "--seconds", "1")
+    assert out.returncode == 1 and "trained with --window 1.0" in out.stderr
+    assert "internal" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
