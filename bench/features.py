@@ -182,7 +182,7 @@ def main():
     librosa_vectors(clips[0]), typical(clips[0]), ours(clips[0])  # warm-up (imports, caches)
     r_ours = rate(ours, clips, args.repeat)
     r_batch = rate_batched(clips, args.repeat)
-    _, _, Xb, _ = batch_windows(clips[:50], CFG)
+    _, _, Xb = batch_windows(clips[:50], CFG)
     assert np.array_equal(Xb, np.concatenate([ours(y) for y in clips[:50]])), "batch != single"
     subset = clips[: max(50, len(clips) // 4)]
     r_lib = rate(librosa_vectors, subset, 1)

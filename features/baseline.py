@@ -12,20 +12,16 @@ N_QUANTILES = 101  # stored CDF resolution for KS
 EPS = 1e-4  # PSI's floor for empty bins (a bin share of 0 would make log infinite)
 
 
-def build_baseline(X: np.ndarray, names: list[str], level_db: np.ndarray | None = None,
-                   predictions=None, labels=None, confidence: float | None = None) -> dict:
+def build_baseline(X: np.ndarray, names: list[str], predictions=None, labels=None,
+                   confidence: float | None = None) -> dict:
     """Summarise training windows ``X`` ``(n_windows, n_features)`` for drift monitoring.
 
     Stores per feature: quantile bin edges and bin shares (PSI), 101 quantiles (KS), mean, std.
-    ``level_db`` (window level, dBFS) is summarised the same way as an extra track "level_db".
     ``predictions``/``labels`` give training class frequencies; ``confidence`` the mean top-class
     probability on held-out windows.
     """
     X = np.asarray(X, dtype=np.float64)
     tracks = list(names)
-    if level_db is not None:
-        X = np.column_stack([X, np.asarray(level_db, dtype=np.float64)])
-        tracks.append("level_db")
     inner_q = np.linspace(0, 1, N_BINS + 1)[1:-1]
     edges = np.quantile(X, inner_q, axis=0).T  # (n_tracks, N_BINS-1)
     shares = np.stack([bin_shares(X[:, j], edges[j]) for j in range(X.shape[1])])

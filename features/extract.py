@@ -228,21 +228,12 @@ def pad_to_window(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return np.pad(y, (0, cfg.window_samples - y.shape[-1]))
 
 
-def window_level_db(windows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
-    """Loudest frame RMS (dBFS) of each window ``(n_windows, F, width)`` -> ``(n_windows,)``.
-
-    Not part of the vector (which may be loudness-normalised); the drift monitor watches it.
-    """
-    return windows[:, :, FrameLayout(cfg).scalar["rms_db"]].max(axis=1)
-
-
 def signal_windows(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     """Feature vectors of every window of a mono signal at ``cfg.sr``.
 
     Returns ``(starts, X)``: window start samples ``(n_windows,)`` and vectors
     ``(n_windows, n_features)``. Windows start at multiples of the window hop; a clip shorter
     than a window is zero-padded to one window; a tail shorter than a hop is not scored.
-    (:func:`batch_windows` also returns each window's level.)
     """
     y = pad_to_window(y, cfg)
     rows = _analyzer(cfg).frame_rows(y)
@@ -256,11 +247,11 @@ def signal_windows(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.nd
 def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32):
     """:func:`signal_windows` for many signals, vectorised across them (the offline fast path).
 
-    Returns ``(owner, starts, X, level_db)``: for each window the index of its signal, its start
-    sample, its vector and its level (:func:`window_level_db`). Signals are processed ``chunk``
-    at a time so memory stays flat; vectors equal :func:`signal_windows` on each signal.
+    Returns ``(owner, starts, X)``: for each window the index of its signal, its start sample
+    and its vector. Signals are processed ``chunk`` at a time so memory stays flat; vectors
+    equal :func:`signal_windows` on each signal.
     """
-    owners, starts_all, out, levels = [], [], [], []
+    owners, starts_all, out = [], [], []
     an = _analyzer(cfg)
     F = cfg.frames_per_window
     for c0 in range(0, len(signals), chunk):
@@ -277,12 +268,9 @@ def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32):
             base += fr.shape[0]
         windows = an.analyze(np.concatenate(frames))[np.concatenate(index)]
         out.append(window_vectors(windows, cfg))
-        levels.append(window_level_db(windows, cfg))
     if not out:
-        return (np.zeros(0, int), np.zeros(0, int), np.zeros((0, n_features(cfg)), np.float32),
-                np.zeros(0, np.float32))
-    return (np.concatenate(owners), np.concatenate(starts_all), np.concatenate(out),
-            np.concatenate(levels))
+        return np.zeros(0, int), np.zeros(0, int), np.zeros((0, n_features(cfg)), np.float32)
+    return np.concatenate(owners), np.concatenate(starts_all), np.concatenate(out)
 
 
 def clip_vector(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
@@ -312,13 +300,12 @@ class IncrementalFeatures:
         self.windows_done = 0
 
     def push(self, samples: np.ndarray) -> list:
-        """Add mono float32 samples; return ``[(window_start_sample, vector, level_db), ...]``."""
+        """Add mono float32 samples; return ``[(window_start_sample, vector), ...]`` completed."""
         ready = self.add_rows(self.analyzer.analyze(self.take_frames(samples)))
         if not ready:
             return []
-        windows = np.stack([w for _, w in ready])
-        return list(zip([s for s, _ in ready], window_vectors(windows, self.cfg),
-                        window_level_db(windows, self.cfg)))
+        X = window_vectors(np.stack([w for _, w in ready]), self.cfg)
+        return list(zip([s for s, _ in ready], X))
 
     # The two halves of push, for callers that analyse many streams' frames in one call
     # (the Kafka consumer): frames are independent, so batching changes no number.

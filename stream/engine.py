@@ -15,7 +15,7 @@ import numpy as np
 from audioclf.artifact import ModelArtifact
 from audioclf.postprocess import Hysteresis, Smoother
 from features import IncrementalFeatures
-from features.extract import _analyzer, window_level_db, window_vectors
+from features.extract import _analyzer, feature_names, window_vectors
 
 from .resample import StreamResampler
 
@@ -30,7 +30,7 @@ class Prediction:
     probability: float | None
     probs: dict | None  # raw (unsmoothed) class probabilities
     value: float | None  # regression (smoothed)
-    level_db: float  # loudest frame of the window, dBFS
+    level_db: float  # loudest frame of the window, dBFS (the vector's level_dbfs element)
     latency_ms: float  # from the push that completed the window to this prediction
     vector: np.ndarray = field(default=None, repr=False)  # the feature vector (for drift)
     audio: np.ndarray = field(default=None, repr=False)  # window samples, if the engine keeps them
@@ -95,6 +95,7 @@ class Engine:
         self.art = art
         self.cfg = art.feature_config
         self.analyzer = _analyzer(self.cfg)
+        self.level_index = feature_names(self.cfg).index("level_dbfs")
         self.smooth, self.ema = smooth, ema
         self.hysteresis = hysteresis or {}
         self.keep_audio = keep_audio  # attach each window's samples to its Prediction
@@ -148,10 +149,8 @@ class Engine:
                 pending.append((st, start, window_rows))
         if not pending:
             return []
-        windows = np.stack([w for _, _, w in pending])
-        X = window_vectors(windows, self.cfg)
-        levels = window_level_db(windows, self.cfg)
-        return [(st, start, x, lv) for (st, start, _), x, lv in zip(pending, X, levels)]
+        X = window_vectors(np.stack([w for _, _, w in pending]), self.cfg)
+        return [(st, start, x) for (st, start, _), x in zip(pending, X)]
 
     def flush(self, stream_id: str) -> list[Prediction]:
         """End of a stream: a stream shorter than one window still gets one (zero-padded)."""
@@ -159,7 +158,7 @@ class Engine:
         if st is None:
             return []
         t0 = time.perf_counter()
-        return self._score([(st, s, v, lv) for s, v, lv in st.features.flush()], t0)
+        return self._score([(st, s, v) for s, v in st.features.flush()], t0)
 
     def drop(self, stream_id: str) -> None:
         self.streams.pop(stream_id, None)
@@ -167,12 +166,13 @@ class Engine:
     def _score(self, ready, t0) -> list[Prediction]:
         if not ready:
             return []
-        X = np.stack([v for _, _, v, _ in ready])
+        X = np.stack([v for _, _, v in ready])
         scores = self.art.score(X)
         latency = (time.perf_counter() - t0) * 1000
         cfg, labels = self.cfg, self.art.labels
         out = []
-        for (st, start, vec, level), s in zip(ready, scores):
+        for (st, start, vec), s in zip(ready, scores):
+            level = vec[self.level_index]
             t_start = (st.origin + start) / cfg.sr
             t_end = t_start + cfg.window_samples / cfg.sr
             smoothed = st.smoother.update(s)

@@ -27,7 +27,6 @@ class Windows:
     X: np.ndarray
     owner: np.ndarray
     starts: np.ndarray
-    level_db: np.ndarray
     skipped: list = field(default_factory=list)  # (path, one-line reason)
     cache_hits: int = 0
 
@@ -57,26 +56,25 @@ def extract_windows(paths: list[str], cfg: FeatureConfig, n_jobs: int = -1,
             hits += part_hits
             results.update(part)
             advance(len(part))
-    X, owner, starts, levels, skipped = [], [], [], [], []
+    X, owner, starts, skipped = [], [], [], []
     for i in range(len(paths)):
         res = results[i]
         if isinstance(res, str):
             skipped.append((paths[i], res))
             continue
-        s, x, lv = res
+        s, x = res
         X.append(x)
         owner.append(np.full(len(s), i))
         starts.append(s)
-        levels.append(lv)
     if not X:
         return Windows(np.zeros((0, 0), np.float32), np.zeros(0, int), np.zeros(0, int),
-                       np.zeros(0, np.float32), skipped, hits)
-    return Windows(np.concatenate(X), np.concatenate(owner), np.concatenate(starts),
-                   np.concatenate(levels), skipped, hits)
+                       skipped, hits)
+    return Windows(np.concatenate(X), np.concatenate(owner), np.concatenate(starts), skipped,
+                   hits)
 
 
 def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
-    """Worker: ``{index: (starts, X, level_db) | error message}`` and the number of cache hits."""
+    """Worker: ``{index: (starts, X) | error message}`` and the number of cache hits."""
     from features import n_features
 
     out, todo, hits = {}, [], 0
@@ -92,7 +90,7 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
         if cached and os.path.exists(cached):
             try:
                 with np.load(cached) as z:
-                    entry = (z["starts"], z["X"], z["level_db"])
+                    entry = (z["starts"], z["X"])
                 if entry[1].ndim == 2 and entry[1].shape[1] == width:
                     out[i] = entry
                     hits += 1
@@ -106,13 +104,13 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
             continue
         todo.append((i, y, cached))
     if todo:
-        owner, starts, X, levels = batch_windows([y for _, y, _ in todo], cfg)
+        owner, starts, X = batch_windows([y for _, y, _ in todo], cfg)
         for k, (i, _, cached) in enumerate(todo):
             sel = owner == k
-            out[i] = (starts[sel], X[sel], levels[sel])
+            out[i] = (starts[sel], X[sel])
             if cached:
                 tmp = f"{cached}.{os.getpid()}.tmp.npz"
-                np.savez(tmp, starts=starts[sel], X=X[sel], level_db=levels[sel])
+                np.savez(tmp, starts=starts[sel], X=X[sel])
                 os.replace(tmp, cached)
     return out, hits
 
