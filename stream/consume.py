@@ -1,24 +1,27 @@
 """`audioclf consume`: audio topics in, predictions (and dead letters, alerts) out.
 
-Delivery is at-least-once. Each loop iteration:
+Delivery is at-least-once. The consumer and producer calls live on the main thread; one worker
+thread holds the stream state and scores, so fetching, decoding and sending overlap scoring
+(a broker answers a fetch in about the time a batch takes to score). Each loop iteration:
 
-  1. poll a batch of audio messages;
-  2. decode them; bad ones go to the dead-letter topic with reason headers;
-  3. push all good chunks into the engine, which scores every window they complete in one call;
-  4. send the predictions (and dead letters); keep their futures with a snapshot of the
-     offsets this batch allows to commit;
-  5. once every future of a batch is acknowledged -- checked while the next batch is being
-     scored, so network round trips overlap computation -- commit its snapshot (async);
-     before a rebalance or exit: ``flush()``, then a synchronous commit. A snapshot holds, per
-     partition, the oldest offset some stream still needs: the message holding
-     the first sample of that stream's next window. A restarted consumer re-reads from there
-     and (with ``sample-index`` headers) continues on the same window grid, so no window is
-     lost; windows may be emitted twice (at-least-once, counted by consumers of the topic).
+  1. poll batch N+1 and decode it (pure: bytes -> samples, or a reason it is bad) while the
+     worker scores batch N;
+  2. wait for the worker, then hand it batch N+1: it pushes the good chunks into the engine,
+     which scores every window they complete in one call, and returns the predictions with a
+     snapshot of the offsets batch N+1 allows to commit;
+  3. send batch N's predictions and dead letters (bad messages, with reason headers);
+  4. commit (async) the newest snapshot whose sends -- and all before them -- are
+     acknowledged; before a rebalance or exit: wait for the worker, ``flush()``, then a
+     synchronous commit. A snapshot holds, per partition, the oldest offset some stream still
+     needs: the message holding the first sample of that stream's next window. A restarted
+     consumer re-reads from there and (with ``sample-index`` headers) continues on the same
+     window grid, so no window is lost; windows may be emitted twice (at-least-once, counted by
+     consumers of the topic).
 
 On rebalance the done offsets are committed and revoked partitions' streams are dropped; on
 SIGTERM/SIGINT the current batch is finished, flushed and committed before exit 0. If producing
 or committing fails (broker away), the consumer rewinds to its committed offsets, drops its
-stream state and carries on once the broker answers.
+stream state and the batch polled meanwhile, and carries on once the broker answers.
 """
 from __future__ import annotations
 
@@ -90,7 +93,8 @@ class ConsumeService:
         self.stop_event = threading.Event()
         self.consumer = self.producer = None
         self._in_flight: deque = deque()  # (futures, offsets snapshot) awaiting acks
-        self._batch_futures: list = []  # sends of the batch being handled
+        self._worker = None  # the scoring thread (started by run)
+        self._pending = None  # Future of the batch it is scoring
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self):
@@ -98,12 +102,18 @@ class ConsumeService:
             signal.signal(sig, lambda *_: self.stop_event.set())
 
     def run(self, max_seconds: float | None = None) -> dict:
+        from concurrent.futures import ThreadPoolExecutor
+
         from kafka import ConsumerRebalanceListener
 
         service = self
 
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked):
+                try:
+                    service._send(service._wait_worker())
+                except Exception:  # noqa: BLE001 -- its batch is re-read after the rebalance
+                    service._forget()
                 service._settle(quiet=True)
                 service._drop_partitions(set(revoked))
 
@@ -113,25 +123,38 @@ class ConsumeService:
         self.producer = make_producer(self.client_opts)
         self.consumer = make_consumer(self.client_opts, self.group)
         self.consumer.subscribe(self.topics, listener=Listener())
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="audioclf-score")
         last_status = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 if max_seconds is not None and time.monotonic() - self.stats.started > max_seconds:
                     break
-                batch = self.consumer.poll(timeout_ms=300)
+                # while the worker scores batch N: fetch and decode N+1 ...
+                decoded = self._decode(self.consumer.poll(timeout_ms=300))
                 try:
-                    self._handle_batch(batch)
+                    scored = self._wait_worker()
+                    self._evict_idle()
+                    if time.monotonic() - last_status >= self.status_every:
+                        self._log(self.status())
+                        last_status = time.monotonic()
+                    if decoded:
+                        self._pending = self._worker.submit(self._score_batch, decoded)
+                    # ... and while it scores N+1: send N's results, commit what is acknowledged
+                    self._send(scored)
+                    self._commit_acknowledged()
                 except Exception as exc:  # noqa: BLE001 -- broker trouble: rewind, go on
                     self._log({"event": "rewind", "error": f"{type(exc).__name__}: {exc}"})
-                    self._rewind()
-                self._evict_idle()
-                if time.monotonic() - last_status >= self.status_every:
-                    self._log(self.status())
-                    last_status = time.monotonic()
+                    self._quiet_wait_worker()
+                    self._rewind()  # every batch not committed is read again
         finally:
             try:
+                try:
+                    self._send(self._wait_worker())
+                except Exception:  # noqa: BLE001 -- commit only what was acknowledged before
+                    self._forget()
                 self._settle(quiet=True)
             finally:
+                self._worker.shutdown()
                 self.consumer.close()
                 self.producer.close(timeout=5)
                 if getattr(self, "_live", None) is not None:
@@ -139,26 +162,47 @@ class ConsumeService:
         return self.status()
 
     # ------------------------------------------------------------------ one batch
-    def _handle_batch(self, batch: dict):
-        if not batch:
-            if self._in_flight:
-                self._commit_acknowledged()
-            return
-        self._batch_futures = []
-        chunks, origins = [], []
-        for tp, messages in batch.items():
+    @staticmethod
+    def _decode(batch: dict) -> list:
+        """``[(tp, message, AudioChunk or BadMessage)]`` in poll order (pure: no state)."""
+        out = []
+        for tp, messages in (batch or {}).items():
             for msg in messages:
-                self.stats.messages += 1
-                self.done_offset[tp] = msg.offset + 1
                 try:
-                    chunk = decode_audio(msg.key, msg.value, msg.headers)
+                    out.append((tp, msg, decode_audio(msg.key, msg.value, msg.headers)))
                 except BadMessage as bad:
-                    self._dead_letter(msg, bad)
-                    continue
-                prepared = self._prepare(tp, msg, chunk)
-                if prepared is not None:
-                    chunks.append(prepared)
-                    origins.append((chunk.stream_id, tp, msg.offset))
+                    out.append((tp, msg, bad))
+        return out
+
+    def _wait_worker(self):
+        """The worker's result for the batch it was scoring, or None (raises its error)."""
+        pending, self._pending = self._pending, None
+        return pending.result() if pending is not None else None
+
+    def _quiet_wait_worker(self):
+        try:
+            self._wait_worker()
+        except Exception:  # noqa: BLE001 -- the caller is discarding this batch anyway
+            pass
+
+    def _score_batch(self, decoded: list) -> tuple[list, list, dict]:
+        """(worker thread) Push a decoded batch through the engine.
+
+        Returns the predictions to send as ``(prediction, offsets, drift state)``, the bad
+        messages as ``(message, BadMessage)``, and the offsets that may be committed once all
+        of these sends are acknowledged.
+        """
+        chunks, origins, dead = [], [], []
+        for tp, msg, chunk in decoded:
+            self.stats.messages += 1
+            self.done_offset[tp] = msg.offset + 1
+            if isinstance(chunk, BadMessage):
+                dead.append((msg, chunk))
+                continue
+            prepared = self._prepare(tp, msg, chunk)
+            if prepared is not None:
+                chunks.append(prepared)
+                origins.append((chunk.stream_id, tp, msg.offset))
         before = {sid: st.features.samples_seen for sid, st in self.engine.streams.items()}
         preds = self.engine.push_many(chunks)  # all ready windows: one model call
         # the engine consumed chunks in order: replay the sample counts to place each message
@@ -171,7 +215,7 @@ class ConsumeService:
             position[stream_id] = start + n
             self.tracks[stream_id].history.append((offset, start, start + n))
         cfg = self.art.feature_config
-        futures = self._batch_futures
+        out = []
         for p in preds:
             track = self.tracks[p.stream_id]
             st = self.engine.streams[p.stream_id]
@@ -182,16 +226,24 @@ class ConsumeService:
             if self.monitor is not None:
                 self.monitor.submit(p)
             state = self.monitor.state(p.stream_id) if self.monitor is not None else None
-            futures.append(self.producer.send(
-                self.out_topic, key=p.stream_id.encode(),
-                value=prediction_message(p, self.art.name, self.art.digest, offsets, state)))
+            out.append((p, offsets, state))
         self.stats.windows += len(preds)
         for track in self.tracks.values():  # forget messages no future window can use
             while track.history and track.history[0][2] <= track.next_window_start:
                 track.history.popleft()
-        self._in_flight.append((futures, self.commit_offsets()))
-        self._batch_futures = []
-        self._commit_acknowledged()
+        return out, dead, self.commit_offsets()
+
+    def _send(self, scored) -> None:
+        """Send a scored batch's predictions and dead letters; queue them for commit."""
+        if scored is None:
+            return
+        preds, dead, snapshot = scored
+        futures = [self._dead_letter(msg, bad) for msg, bad in dead]
+        for p, offsets, state in preds:
+            futures.append(self.producer.send(
+                self.out_topic, key=p.stream_id.encode(),
+                value=prediction_message(p, self.art.name, self.art.digest, offsets, state)))
+        self._in_flight.append(([f for f in futures if f is not None], snapshot))
 
     def _commit_acknowledged(self):
         """Commit the newest snapshot whose batch (and all before it) the broker has acked."""
@@ -248,14 +300,16 @@ class ConsumeService:
         return (chunk.stream_id, samples, chunk.sample_rate)
 
     def _dead_letter(self, msg, bad: BadMessage):
+        """Send a bad message to the dead-letter topic (if any); returns the send future."""
         self.stats.dlq += 1
         if self.dlq_topic:
             headers = list(msg.headers or []) + [
                 ("dlq.reason", bad.reason.encode()), ("dlq.detail", bad.detail.encode()[:500]),
                 ("dlq.topic", msg.topic.encode()), ("dlq.partition", str(msg.partition).encode()),
                 ("dlq.offset", str(msg.offset).encode())]
-            self._batch_futures.append(self.producer.send(self.dlq_topic, key=msg.key,
-                                                          value=msg.value, headers=headers))
+            return self.producer.send(self.dlq_topic, key=msg.key, value=msg.value,
+                                      headers=headers)
+        return None
 
     # ------------------------------------------------------------------ offsets
     def commit_offsets(self) -> dict:
@@ -279,10 +333,17 @@ class ConsumeService:
             if not quiet:
                 raise
 
+    def _forget(self):
+        """Drop all stream state and uncommitted progress (it is consumed again)."""
+        self._in_flight.clear()
+        for sid in list(self.tracks):
+            self._drop_stream(sid)
+        self.done_offset.clear()
+
     def _rewind(self):
         """Forget in-memory progress and continue from the committed offsets."""
         self.stats.rewinds += 1
-        self._in_flight.clear()  # unacknowledged batches are simply consumed again
+        self._forget()
         time.sleep(1.0)
         for tp in list(self.consumer.assignment()):
             try:
@@ -293,9 +354,6 @@ class ConsumeService:
                 self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, committed)
-        for sid in list(self.tracks):
-            self._drop_stream(sid)
-        self.done_offset.clear()
 
     def _drop_partitions(self, revoked: set):
         for sid, track in list(self.tracks.items()):
