@@ -321,33 +321,35 @@ class IncrementalFeatures:
 
     def add_rows(self, rows: np.ndarray) -> list:
         """Store analysed frame rows; return ``[(window_start_sample, window_rows), ...]``."""
-        n = rows.shape[0]
-        if n == 0:
-            return []
         cfg, F = self.cfg, self._cap
         step = cfg.frames_per_window_hop
-        before = self.frames_done
-        # the newest F frames before this call, then the new ones: every window these rows
-        # complete lies inside this stack
-        recent = min(before, F)
-        end = before % F
-        history = self._rows[end + F - recent:end + F] if recent else self._rows[:0]
-        stack = np.concatenate([history, rows]) if recent else rows
-        out = []
-        while True:
-            first = self.windows_done * step  # first frame of the next window
-            if first + F > before + n:
-                break
-            lo = first - (before - recent)  # its offset in the stack
-            out.append((first * cfg.hop_length, stack[lo:lo + F].copy()))
-            self.windows_done += 1
-        # ring update: the last F frames, each written twice (positions i and i + F)
-        keep = stack[-F:]
-        idx = (before + n - keep.shape[0] + np.arange(keep.shape[0])) % F
-        self._rows[idx] = keep
-        self._rows[idx + F] = keep
-        self.frames_done = before + n
+        out, done, n = [], 0, rows.shape[0]
+        while done < n:
+            # write up to the end of the next window (or all rows), then cut that window out
+            # before later rows overwrite its first frames
+            next_end = self.windows_done * step + F  # frame count that completes it
+            upto = min(n, max(done + 1, next_end - self.frames_done))
+            self._write(rows[done:upto])
+            done = upto
+            if self.frames_done == next_end:
+                lo = (next_end - F) % F
+                out.append(((next_end - F) * cfg.hop_length, self._rows[lo:lo + F].copy()))
+                self.windows_done += 1
         return out
+
+    def _write(self, rows: np.ndarray) -> None:
+        """Ring update: each frame row at positions i and i + F (so any F-frame run is one slice)."""
+        F = self._cap
+        keep = rows[-F:]  # older rows would be overwritten within this call anyway
+        pos = (self.frames_done + len(rows) - len(keep)) % F
+        head = min(len(keep), F - pos)
+        for base in (pos, pos + F):
+            self._rows[base:base + head] = keep[:head]
+        if head < len(keep):  # wrapped: the rest starts at ring position 0 (and F)
+            rest = keep[head:]
+            self._rows[:len(rest)] = rest
+            self._rows[F:F + len(rest)] = rest
+        self.frames_done += len(rows)
 
     def flush(self) -> list:
         """End of stream: zero-pad so a stream shorter than one window still yields one."""

@@ -279,29 +279,22 @@ def spectral_contrast(S: np.ndarray, sr: float, n_fft: int, fmin: float = 200.0,
         peak = np.stack([S[..., lo:hi, :].max(axis=-2) for lo, hi, _ in bands], axis=-2)
     for j, (lo, hi, k) in enumerate(bands):
         if k > 1:  # wide bands average their k smallest / largest bins
-            band = np.swapaxes(S[..., lo:hi, :], -1, -2)  # (..., n_frames, width)
-            valley[..., j, :] = _mean_of_extremes(band, k, largest=False)
-            peak[..., j, :] = _mean_of_extremes(band, k, largest=True)
+            band = np.sort(np.swapaxes(S[..., lo:hi, :], -1, -2), axis=-1)  # (..., n_frames, width)
+            valley[..., j, :] = _mean_of_sorted(band, k, largest=False)
+            peak[..., j, :] = _mean_of_sorted(band, k, largest=True)
     return power_to_db(peak) - power_to_db(valley)
 
 
-def _mean_of_extremes(x: np.ndarray, k: int, largest: bool) -> np.ndarray:
-    """Mean of the k smallest (largest) values along the last axis.
+def _mean_of_sorted(x: np.ndarray, k: int, largest: bool) -> np.ndarray:
+    """Mean of the k smallest (largest) values of rows sorted along the last axis.
 
-    For the small k of spectral contrast, k rounds of min/argmin beat np.partition, whose
-    per-row set-up dominated on 128 x 155 blocks. Ties are handled as partition does.
+    Summed extreme-first, as a k-round min search would; one sort of a 155-bin band costs less
+    than 2k rounds of argmin, and far less than np.partition's per-row set-up.
     """
-    work = np.array(x, dtype=np.float64, copy=True)
-    if largest:
-        work = -work
-    total = np.zeros(work.shape[:-1])
-    for _ in range(k):
-        i = np.argmin(work, axis=-1)
-        v = np.take_along_axis(work, i[..., None], axis=-1)[..., 0]
-        total += v
-        np.put_along_axis(work, i[..., None], np.inf, axis=-1)
-    total /= k
-    return -total if largest else total
+    total = np.zeros(x.shape[:-1])
+    for i in range(k):
+        total += x[..., -1 - i] if largest else x[..., i]
+    return total / k
 
 
 def zero_crossing_rate(frames: np.ndarray, threshold: float = 1e-10) -> np.ndarray:
