@@ -139,12 +139,12 @@ def _print_search(console, rows):
     from rich.table import Table
     t = Table(title="hyperparameter search (mean grouped-CV score)")
     for col in ("family", "n_estimators", "max_depth", "max_features", "min_samples_leaf",
-                "train rows", "score", "std"):
+                "train rows", "trees", "score", "std"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(r["family"], str(r["n_estimators"]), str(r["max_depth"]),
                   str(r["max_features"]), str(r["min_samples_leaf"]), str(r["train_rows"]),
-                  f"{r['score']:.4f}", f"{r['std']:.4f}")
+                  str(r.get("trees", r["n_estimators"])), f"{r['score']:.4f}", f"{r['std']:.4f}")
     console.print(t)
 
 

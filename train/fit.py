@@ -78,13 +78,20 @@ def cv_splits(task: str, y, groups, folds, n_splits: int, seed: int):
     return list(GroupKFold(n_splits=k).split(np.zeros(len(y)), y, groups))
 
 
+MIN_SEARCH_TREES = 20  # fewest trees a shortened early-round forest gets
+
+
 def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
     """Successive halving over ``settings`` with grouped CV; rows sorted best first.
 
-    Round r fits every remaining setting on every split, with the training part of each split
-    subsampled to ``factor**(r - last)`` of its rows (per class for classification); the best
-    ``1/factor`` go on. Validation parts are never subsampled. Each row reports the score of
-    the last round the setting reached and its training rows per fold.
+    Round r fits every remaining setting on every split with a budget of
+    ``factor**(r - last)``: the training part of each split is subsampled to that share of its
+    rows (per class for classification) and the forest to that share of its trees (at least
+    ``MIN_SEARCH_TREES``) -- a forest's cost is per tree as much as per row, and below a few
+    hundred rows the per-tree cost is all there is. The best ``1/factor`` go on, down to one
+    finalist, which the last round fits in full on every fold (its out-of-fold predictions
+    are the validation metrics). Validation parts are never subsampled. Each row reports the
+    score of the last round the setting reached, with that round's rows per fold and trees.
     """
     from joblib import Parallel, delayed
 
@@ -96,21 +103,29 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
         frac = float(factor) ** (r - rounds)
         sub = [(_subsample(tr, y, frac, rng, task), va) for tr, va in splits]
         last = r == rounds
-        jobs = [delayed(_fit_score)(task, X, y, tr, va, settings[i], seed, keep=last)
-                for i in alive for tr, va in sub]
+        budget = [dict(settings[i], n_estimators=_trees(settings[i]["n_estimators"], frac))
+                  for i in alive]
+        jobs = [delayed(_fit_score)(task, X, y, tr, va, setting, seed, keep=last)
+                for setting in budget for tr, va in sub]
         results = Parallel(n_jobs=n_jobs)(jobs)
         for k, i in enumerate(alive):
             fold_results = results[k * len(sub):(k + 1) * len(sub)]
             fold_scores = [score for score, _ in fold_results]
             rows[i] = {**{key: settings[i][key] for key in ("family", *SEARCH_SPACE)},
                        "score": float(np.mean(fold_scores)), "std": float(np.std(fold_scores)),
-                       "round": r, "train_rows": int(np.mean([len(tr) for tr, _ in sub]))}
+                       "round": r, "train_rows": int(np.mean([len(tr) for tr, _ in sub])),
+                       "trees": budget[k]["n_estimators"]}
             if last:  # out-of-fold predictions of the finalists, for validation metrics
                 rows[i]["_oof"] = [pred for _, pred in fold_results]
         if r < rounds:
             alive.sort(key=lambda i: -rows[i]["score"])
-            alive = alive[: max(1, int(np.ceil(len(alive) / factor)))]
+            alive = alive[: max(1, len(alive) // factor)]
     return sorted(rows.values(), key=lambda row: (-row["round"], -row["score"]))
+
+
+def _trees(n_estimators: int, frac: float) -> int:
+    return n_estimators if frac >= 1 else min(n_estimators,
+                                              max(MIN_SEARCH_TREES, int(round(n_estimators * frac))))
 
 
 def out_of_fold(task, y, splits, fold_predictions):
@@ -213,7 +228,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     # live streams also hold windows that straddle two sounds; a baseline of clip-internal
     # windows only made clean streamed audio look drifted (drift share up to 0.36)
     X_base = np.concatenate([X_tr, _stream_windows([items[o].path for o in np.unique(own_tr)],
-                                                   cfg, opts.seed)])
+                                                   cfg, opts.seed, opts.n_jobs)])
     art.baseline = build_baseline(X_base, feature_names(cfg),
                                   predictions=y_tr if labels else None, labels=labels,
                                   confidence=confidence)
@@ -224,15 +239,30 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                        cache_hits=win.cache_hits)
 
 
-def _stream_windows(paths, cfg: FeatureConfig, seed: int, max_seconds: float = 600.0):
-    """Windows of training files played back to back (random order, up to ``max_seconds``)."""
-    from features import AudioError, read_audio, signal_windows
+def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
+                    max_seconds: float = 600.0):
+    """Windows of training files played back to back (random order, up to ``max_seconds``),
+    as ``n_jobs`` separate back-to-back recordings computed in parallel."""
+    from joblib import Parallel, delayed
 
     rng = np.random.default_rng(seed)
+    order = [paths[i] for i in rng.permutation(len(paths))]
+    n = max(1, min(_effective_jobs(n_jobs), len(order)))
+    parts = Parallel(n_jobs=n)(delayed(_back_to_back)(order[k::n], cfg, max_seconds / n)
+                               for k in range(n))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return np.zeros((0, len(feature_names(cfg))), np.float32)
+    return np.concatenate(parts)
+
+
+def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray:
+    from features import AudioError, read_audio, signal_windows
+
     parts, total = [], 0
-    for i in rng.permutation(len(paths)):
+    for path in paths:
         try:
-            y, _ = read_audio(paths[i], sr=cfg.sr)
+            y, _ = read_audio(path, sr=cfg.sr)
         except AudioError:
             continue
         parts.append(y)
@@ -242,6 +272,11 @@ def _stream_windows(paths, cfg: FeatureConfig, seed: int, max_seconds: float = 6
     if not parts:
         return np.zeros((0, len(feature_names(cfg))), np.float32)
     return signal_windows(np.concatenate(parts), cfg)[1]
+
+
+def _effective_jobs(n_jobs: int) -> int:
+    from joblib import effective_n_jobs
+    return effective_n_jobs(n_jobs)
 
 
 def _fingerprint(X, y) -> str:
