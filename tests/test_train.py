@@ -272,3 +272,27 @@ def test_usage_errors_are_one_line(two_class, tmp_path):
     out = run_cli("listen", "--demo", "--window", "2.0", "--seconds", "1")
     assert out.returncode == 1 and "trained with --window 1.0" in out.stderr
     assert "internal" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_search_halves_rows_and_trees_down_to_one_finalist():
+    from train.fit import MIN_SEARCH_TREES, candidate_settings, search
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(["a", "b", "c"], 60)
+    X = rng.standard_normal((180, 6)).astype(np.float32)
+    X[:, 0] += np.repeat([0.0, 6.0, 12.0], 60)  # one informative feature
+    groups = np.tile(np.arange(12), 15)
+    splits = cv_splits("classify", y, groups, None, 3, 0)
+    settings = candidate_settings(TrainOptions(n_iter=12))
+    rows = search("classify", X, y, splits, settings, 1, 0)
+    assert len(rows) == 12
+    by_round = {r: [row for row in rows if row["round"] == r] for r in (0, 1, 2)}
+    assert [len(by_round[r]) for r in (0, 1, 2)] == [8, 3, 1]  # 12 -> 4 -> 1 survivors
+    final = rows[0]
+    assert final["round"] == 2 and final["trees"] == final["n_estimators"]
+    full_rows = int(np.mean([len(tr) for tr, _ in splits]))
+    assert final["train_rows"] == full_rows
+    for row in by_round[0]:
+        assert MIN_SEARCH_TREES <= row["trees"] <= row["n_estimators"]
+        assert row["train_rows"] < full_rows / 2
+    assert final["score"] > 0.9
