@@ -9,6 +9,7 @@ import math
 import os
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -131,9 +132,23 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     from scipy.signal import resample_poly
 
     ratio = Fraction(int(target_sr), int(orig_sr))
-    out = resample_poly(np.asarray(y, dtype=np.float32), ratio.numerator, ratio.denominator,
-                        axis=-1)
+    up, down = ratio.numerator, ratio.denominator
+    out = resample_poly(np.asarray(y, dtype=np.float32), up, down, axis=-1,
+                        window=_polyphase_filter(up, down))
     return out.astype(np.float32, copy=False)
+
+
+@lru_cache(maxsize=32)
+def _polyphase_filter(up: int, down: int) -> np.ndarray:
+    """The low-pass FIR ``resample_poly`` designs by default (Kaiser, beta 5), in float32 as it
+    would cast it for float32 input: designed once per rate pair, not once per file."""
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    h = firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+    h = h.astype(np.float32)
+    h.flags.writeable = False  # shared; resample_poly copies it before scaling
+    return h
 
 
 def level_dbfs(y: np.ndarray) -> tuple[float, float]:
