@@ -95,6 +95,9 @@ class ConsumeService:
         self._in_flight: deque = deque()  # (futures, offsets snapshot) awaiting acks
         self._worker = None  # the scoring thread (started by run)
         self._pending = None  # Future of the batch it is scoring
+        self._revoked: set = set()  # partitions given up in the rebalance under way ...
+        self._resume: dict | None = None  # ... and the offsets their streams resume from
+        self._must_rewind = False
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self):
@@ -109,16 +112,26 @@ class ConsumeService:
         service = self
 
         class Listener(ConsumerRebalanceListener):
+            # kafka-python 3 runs these on its IO thread (the main thread waits in poll) and
+            # refuses blocking consumer calls there: the commit is tried (kafka-python 2 allows
+            # it) but correctness rests on non-blocking seeks and the main loop.
             def on_partitions_revoked(self, revoked):
                 try:
                     service._send(service._wait_worker())
+                    resume = service.commit_offsets()
                 except Exception:  # noqa: BLE001 -- its batch is re-read after the rebalance
                     service._forget()
-                service._settle(quiet=True)
+                    resume = None
+                if not service._flush_acknowledged():
+                    resume = None
+                service._commit(quiet=True)
+                service._resume = ({tp: om.offset for tp, om in resume.items()}
+                                   if resume is not None else None)
+                service._revoked = set(revoked)
                 service._drop_partitions(set(revoked))
 
             def on_partitions_assigned(self, assigned):
-                pass
+                service._reposition(assigned)
 
         self.producer = make_producer(self.client_opts)
         self.consumer = make_consumer(self.client_opts, self.group)
@@ -131,6 +144,10 @@ class ConsumeService:
                     break
                 # while the worker scores batch N: fetch and decode N+1 ...
                 decoded = self._decode(self.consumer.poll(timeout_ms=300))
+                if self._must_rewind:  # a rebalance could not settle what was sent
+                    self._quiet_wait_worker()
+                    self._rewind()
+                    continue
                 try:
                     scored = self._wait_worker()
                     self._evict_idle()
@@ -257,8 +274,8 @@ class ConsumeService:
         if ready:
             self.consumer.commit_async(ready)
 
-    def _settle(self, quiet: bool = False):
-        """Flush everything sent, then commit synchronously (rebalance, shutdown)."""
+    def _flush_acknowledged(self) -> bool:
+        """Flush everything sent; True when every send in flight was acknowledged."""
         try:
             self.producer.flush(timeout=30)
             for futures, _ in self._in_flight:
@@ -266,10 +283,29 @@ class ConsumeService:
                     if f.failed():
                         raise f.exception
             self._in_flight.clear()
-            self._commit()
-        except Exception:
-            if not quiet:
-                raise
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    def _settle(self, quiet: bool = False):
+        """Flush everything sent, then commit synchronously (shutdown)."""
+        if self._flush_acknowledged():
+            self._commit(quiet=quiet)
+        elif not quiet:
+            raise RuntimeError("predictions were not acknowledged")
+
+    def _reposition(self, assigned):
+        """Partitions kept through a rebalance go on from their fetch position (kafka-python 3
+        keeps it), but their stream state was dropped: seek them to where their streams' next
+        windows begin. Without those offsets (sends unacknowledged) the main loop rewinds to
+        the committed offsets."""
+        if self._resume is None and self._revoked:
+            self._must_rewind = True
+        for tp in set(assigned) & self._revoked:
+            offset = (self._resume or {}).get(tp)
+            if offset is not None:
+                self.consumer.seek(tp, offset)  # only sets the position: no blocking call
+        self._revoked, self._resume = set(), None
 
     def _prepare(self, tp, msg, chunk):
         """Per-stream bookkeeping for a good chunk; returns the engine input or None."""
@@ -343,6 +379,7 @@ class ConsumeService:
     def _rewind(self):
         """Forget in-memory progress and continue from the committed offsets."""
         self.stats.rewinds += 1
+        self._must_rewind = False
         self._forget()
         time.sleep(1.0)
         for tp in list(self.consumer.assignment()):
