@@ -328,7 +328,7 @@ class IncrementalFeatures:
             # write up to the end of the next window (or all rows), then cut that window out
             # before later rows overwrite its first frames
             next_end = self.windows_done * step + F  # frame count that completes it
-            upto = min(n, max(done + 1, next_end - self.frames_done))
+            upto = min(n, done + next_end - self.frames_done)  # >= done + 1
             self._write(rows[done:upto])
             done = upto
             if self.frames_done == next_end:

@@ -18,7 +18,9 @@ thread holds the stream state and scores, so fetching, decoding and sending over
      window grid, so no window is lost; windows may be emitted twice (at-least-once, counted by
      consumers of the topic).
 
-On rebalance the done offsets are committed and revoked partitions' streams are dropped; on
+On rebalance what is acknowledged is committed (where the client allows a blocking call in its
+rebalance listener), revoked partitions' streams are dropped and partitions kept are sought back
+to where those streams resume; on
 SIGTERM/SIGINT the current batch is finished, flushed and committed before exit 0. If producing
 or committing fails (broker away), the consumer rewinds to its committed offsets, drops its
 stream state and the batch polled meanwhile, and carries on once the broker answers.
@@ -95,9 +97,8 @@ class ConsumeService:
         self._in_flight: deque = deque()  # (futures, offsets snapshot) awaiting acks
         self._worker = None  # the scoring thread (started by run)
         self._pending = None  # Future of the batch it is scoring
-        self._revoked: set = set()  # partitions given up in the rebalance under way ...
-        self._resume: dict | None = None  # ... and the offsets their streams resume from
-        self._must_rewind = False
+        self._resume: dict = {}  # revoked partition -> offset its streams resume from
+        self._must_rewind = False  # a rebalance could not settle what was sent
 
     # ------------------------------------------------------------------ lifecycle
     def install_signal_handlers(self):
@@ -122,12 +123,13 @@ class ConsumeService:
                 except Exception:  # noqa: BLE001 -- its batch is re-read after the rebalance
                     service._forget()
                     resume = None
-                if not service._flush_acknowledged():
+                if not service._settle(quiet=True):
                     resume = None
-                service._commit(quiet=True)
-                service._resume = ({tp: om.offset for tp, om in resume.items()}
-                                   if resume is not None else None)
-                service._revoked = set(revoked)
+                # where the dropped streams' next windows begin, for partitions we may keep;
+                # unknown (sends unacknowledged): the main loop rewinds to committed offsets
+                service._resume = {tp: resume[tp].offset for tp in revoked if tp in resume} \
+                    if resume is not None else {}
+                service._must_rewind = resume is None
                 service._drop_partitions(set(revoked))
 
             def on_partitions_assigned(self, assigned):
@@ -287,25 +289,23 @@ class ConsumeService:
         except Exception:  # noqa: BLE001
             return False
 
-    def _settle(self, quiet: bool = False):
-        """Flush everything sent, then commit synchronously (shutdown)."""
-        if self._flush_acknowledged():
-            self._commit(quiet=quiet)
-        elif not quiet:
-            raise RuntimeError("predictions were not acknowledged")
+    def _settle(self, quiet: bool = False) -> bool:
+        """Flush everything sent, then -- only if all of it was acknowledged -- commit
+        synchronously (rebalance, shutdown). Returns whether everything was acknowledged."""
+        if not self._flush_acknowledged():
+            if not quiet:
+                raise RuntimeError("predictions were not acknowledged")
+            return False
+        self._commit(quiet=quiet)
+        return True
 
     def _reposition(self, assigned):
         """Partitions kept through a rebalance go on from their fetch position (kafka-python 3
         keeps it), but their stream state was dropped: seek them to where their streams' next
-        windows begin. Without those offsets (sends unacknowledged) the main loop rewinds to
-        the committed offsets."""
-        if self._resume is None and self._revoked:
-            self._must_rewind = True
-        for tp in set(assigned) & self._revoked:
-            offset = (self._resume or {}).get(tp)
-            if offset is not None:
-                self.consumer.seek(tp, offset)  # only sets the position: no blocking call
-        self._revoked, self._resume = set(), None
+        windows begin."""
+        for tp in set(assigned) & set(self._resume):
+            self.consumer.seek(tp, self._resume[tp])  # only sets the position: no blocking call
+        self._resume = {}
 
     def _prepare(self, tp, msg, chunk):
         """Per-stream bookkeeping for a good chunk; returns the engine input or None."""

@@ -124,8 +124,10 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
 
 
 def _trees(n_estimators: int, frac: float) -> int:
-    return n_estimators if frac >= 1 else min(n_estimators,
-                                              max(MIN_SEARCH_TREES, int(round(n_estimators * frac))))
+    """Trees an early round (``frac`` < 1 of the budget) grows for an ``n_estimators`` setting."""
+    if frac >= 1:
+        return n_estimators
+    return min(n_estimators, max(MIN_SEARCH_TREES, int(round(n_estimators * frac))))
 
 
 def out_of_fold(task, y, splits, fold_predictions):
@@ -243,20 +245,20 @@ def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
                     max_seconds: float = 600.0):
     """Windows of training files played back to back (random order, up to ``max_seconds``),
     as ``n_jobs`` separate back-to-back recordings computed in parallel."""
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, effective_n_jobs
 
     rng = np.random.default_rng(seed)
     order = [paths[i] for i in rng.permutation(len(paths))]
-    n = max(1, min(_effective_jobs(n_jobs), len(order)))
+    n = max(1, min(effective_n_jobs(n_jobs), len(order)))
     parts = Parallel(n_jobs=n)(delayed(_back_to_back)(order[k::n], cfg, max_seconds / n)
                                for k in range(n))
-    parts = [p for p in parts if len(p)]
+    parts = [p for p in parts if p is not None]
     if not parts:
         return np.zeros((0, len(feature_names(cfg))), np.float32)
     return np.concatenate(parts)
 
 
-def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray:
+def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray | None:
     from features import AudioError, read_audio, signal_windows
 
     parts, total = [], 0
@@ -270,13 +272,8 @@ def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray:
         if total >= max_seconds * cfg.sr:
             break
     if not parts:
-        return np.zeros((0, len(feature_names(cfg))), np.float32)
+        return None
     return signal_windows(np.concatenate(parts), cfg)[1]
-
-
-def _effective_jobs(n_jobs: int) -> int:
-    from joblib import effective_n_jobs
-    return effective_n_jobs(n_jobs)
 
 
 def _fingerprint(X, y) -> str:
