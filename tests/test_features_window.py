@@ -90,6 +90,20 @@ def test_incremental_equals_offline(rng, block):
     assert inc.nbytes < 128 * 1024
 
 
+def test_silent_frames_share_one_row_equal_to_analysing_them(rng):
+    an = FrameAnalyzer(CFG)
+    frames = (0.1 * rng.standard_normal((300, CFG.n_fft))).astype(np.float32)
+    frames[::3] = 0  # padding / digital silence among sound, in every block
+    frames[200:] = 0  # and a run longer than a block
+    got = an.analyze(frames)
+    want = np.empty_like(got)
+    for b in range(0, len(frames), an.BLOCK):  # every frame through the full analysis
+        an._analyze_block(frames[b:b + an.BLOCK], want[b:b + an.BLOCK])
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
+    np.testing.assert_array_equal(got[::3], np.broadcast_to(got[0], got[::3].shape))
+    assert got[1, 0] > got[0, 0] == -100  # a sounding frame is not the silent row
+
+
 def test_short_stream_flush_equals_padded_clip(rng):
     y = speechy(rng, seconds=0.6)
     _, X = signal_windows(y, CFG)
