@@ -154,33 +154,38 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     ref = rms_db.max(axis=1)  # (N,)
     active = rms_db >= (ref - cfg.active_db)[:, None]  # (N, F); the loudest frame always is
 
-    mfcc = rows[:, :, lay.mfcc]
-    scalars = rows[:, :, lay.scalars]
-    if cfg.normalize_loudness:
+    # descriptor-major (N, D, F) in float64: every reduction and sort runs along contiguous
+    # frames, and element-wise float64 arithmetic rounds the same whatever N is (a streamed
+    # window must equal the offline one)
+    n_mfcc, n_scalars = cfg.n_mfcc, lay.scalars.stop - lay.scalars.start
+    c_delta, c_scalars = n_mfcc, 2 * n_mfcc
+    c_contrast = c_scalars + n_scalars
+    Z = np.empty((N, c_contrast + lay.contrast.stop - lay.contrast.start, F))
+    mfcc = rows[:, :, lay.mfcc].transpose(0, 2, 1)
+    scalars = rows[:, :, lay.scalars].transpose(0, 2, 1)
+    if cfg.normalize_loudness:  # float32 arithmetic, as the vectors have always been computed
         mfcc = mfcc.copy()
-        mfcc[:, :, 0] -= ref[:, None] * np.float32(np.sqrt(cfg.n_mels))
+        mfcc[:, 0, :] -= ref[:, None] * np.float32(np.sqrt(cfg.n_mels))
         scalars = scalars.copy()
-        scalars[:, :, lay.scalar["rms_db"] - lay.scalars.start] -= ref[:, None]
-    # (N, F, c) -> deltas along F with one BLAS call
-    # (in float64: float32 BLAS rounding depends on N, and a streamed window must equal offline)
-    deltas = np.tensordot(mfcc.astype(np.float64),
-                          sp.delta_matrix(F, cfg.delta_width).astype(np.float64), axes=([1], [0]))
-    deltas = deltas.transpose(0, 2, 1)
+        scalars[:, lay.scalar["rms_db"] - lay.scalars.start, :] -= ref[:, None]
+    Z[:, :n_mfcc] = mfcc
+    sp.delta(Z[:, :n_mfcc], cfg.delta_width, out=Z[:, c_delta:c_scalars])
+    Z[:, c_scalars:c_contrast] = scalars
+    Z[:, c_contrast:] = rows[:, :, lay.contrast].transpose(0, 2, 1)
     log_mel = rows[:, :, lay.logmel]
     flux = np.maximum(log_mel[:, 1:] - log_mel[:, :-1], 0).mean(axis=2)  # (N, F-1)
 
-    Z = np.concatenate([mfcc, deltas, scalars, rows[:, :, lay.contrast]], axis=2)
     stats_frames = _masked_stats(Z, active, cfg.stats)  # (N, n_stats, D)
     flux_mask = active[:, 1:]
     flux_mask = np.where(flux_mask.any(axis=1, keepdims=True), flux_mask, True)
-    stats_flux = _masked_stats(flux[:, :, None], flux_mask, cfg.stats)  # (N, n_stats, 1)
+    stats_flux = _masked_stats(flux[:, None, :], flux_mask, cfg.stats)  # (N, n_stats, 1)
     per_stat = np.concatenate([stats_frames, stats_flux], axis=2).reshape(N, -1)
 
     first = np.argmax(active, axis=1)
     last = F - 1 - np.argmax(active[:, ::-1], axis=1)
     parts = [per_stat]
     if cfg.n_segments:
-        seg = _segment_means(mfcc, first, last + 1, cfg.n_segments)  # (N, K, n_mfcc)
+        seg = _segment_means(Z[:, :n_mfcc], first, last + 1, cfg.n_segments)  # (N, K, n_mfcc)
         parts.append(seg.reshape(N, -1))
         # the same shape with the window's cepstral mean removed: speaker/channel colour out
         parts.append((seg - seg.mean(axis=1, keepdims=True)).reshape(N, -1))
@@ -192,11 +197,10 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
-    """Statistics over the frames where ``mask`` holds: Z ``(N, F, D)``, mask ``(N, F)`` -> ``(N, len(stats), D)``."""
-    Z64 = Z.astype(np.float64)
-    m = mask[:, :, None]
+    """Statistics over the frames where ``mask`` holds: Z ``(N, D, F)`` float64, mask ``(N, F)`` -> ``(N, len(stats), D)``."""
+    m = mask[:, None, :]
     count = mask.sum(axis=1)[:, None]  # (N, 1), >= 1
-    mean = np.where(m, Z64, 0).sum(axis=1) / count
+    mean = np.where(m, Z, 0).sum(axis=2) / count
     out = []
     sorted_z = None
     rows_n = np.arange(Z.shape[0])
@@ -204,32 +208,33 @@ def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
         if s == "mean":
             out.append(mean)
         elif s == "std":
-            dev = np.where(m, Z64 - mean[:, None, :], 0)
-            out.append(np.sqrt((dev * dev).sum(axis=1) / count))
+            dev = np.where(m, Z - mean[:, :, None], 0)
+            out.append(np.sqrt((dev * dev).sum(axis=2) / count))
         else:  # percentile, numpy's default 'linear' rule over the active frames
             if sorted_z is None:
-                sorted_z = np.sort(np.where(m, Z64, np.inf), axis=1)
+                sorted_z = np.sort(np.where(m, Z, np.inf).astype(np.float32), axis=2)
             pos = (float(s[1:]) / 100.0) * (count[:, 0] - 1)  # (N,)
             lo = np.floor(pos).astype(np.intp)
             hi = np.minimum(lo + 1, count[:, 0] - 1)
             frac = (pos - lo)[:, None]
-            z_lo, z_hi = sorted_z[rows_n, lo], sorted_z[rows_n, hi]
+            z_lo, z_hi = sorted_z[rows_n, :, lo], sorted_z[rows_n, :, hi]
             out.append(z_lo + (z_hi - z_lo) * frac)
     return np.stack(out, axis=1)
 
 
 def _segment_means(x: np.ndarray, start: np.ndarray, stop: np.ndarray, k: int) -> np.ndarray:
-    """Means of x ``(N, F, C)`` over k equal parts of frames ``start:stop`` -> ``(N, k, C)``."""
-    N, F, C = x.shape
-    csum = np.concatenate([np.zeros((N, 1, C)), np.cumsum(x, axis=1, dtype=np.float64)], axis=1)
+    """Means of x ``(N, C, F)`` over k equal parts of frames ``start:stop`` -> ``(N, k, C)``."""
+    N, C, F = x.shape
+    csum = np.zeros((N, C, F + 1))
+    np.cumsum(x, axis=2, out=csum[:, :, 1:])
     length = stop - start
     bounds = start[:, None] + (np.arange(k + 1)[None, :] * length[:, None]) // k  # (N, k+1)
     lo, hi = bounds[:, :-1], np.maximum(bounds[:, 1:], bounds[:, :-1] + 1)
     hi = np.minimum(hi, F)
     lo = np.minimum(lo, hi - 1)
-    s_hi = np.take_along_axis(csum, hi[:, :, None], axis=1)
-    s_lo = np.take_along_axis(csum, lo[:, :, None], axis=1)
-    return (s_hi - s_lo) / (hi - lo)[:, :, None]
+    s_hi = np.take_along_axis(csum, hi[:, None, :], axis=2)  # (N, C, k)
+    s_lo = np.take_along_axis(csum, lo[:, None, :], axis=2)
+    return ((s_hi - s_lo) / (hi - lo)[:, None, :]).transpose(0, 2, 1)
 
 
 # ---------------------------------------------------------------------------- whole signals

@@ -143,26 +143,29 @@ def mfcc(log_mel: np.ndarray, n_mfcc: int = 20) -> np.ndarray:
     return dct_matrix(log_mel.shape[-2], n_mfcc) @ log_mel
 
 
-@lru_cache(maxsize=64)
-def delta_matrix(n_frames: int, width: int = 9) -> np.ndarray:
-    """Linear operator D ``(n_frames, n_frames)`` with ``x @ D`` = first derivative along frames.
+def delta(x: np.ndarray, width: int = 9, out: np.ndarray | None = None) -> np.ndarray:
+    """First-order delta along the last axis ``(..., n_frames)``, float64 (into ``out`` if given).
 
-    Equal to ``librosa.feature.delta(x, width, order=1, mode='interp')`` (a Savitzky-Golay
-    filter, order 1); precomputed so that deltas of a window cost one small matmul.
+    Equal to ``librosa.feature.delta(x, width, order=1, mode='interp')``: a Savitzky-Golay
+    filter of order 1, computed as ``width // 2`` shifted differences (element-wise, so the
+    rounding does not depend on how many rows are stacked). The first (last) ``width // 2``
+    frames take the slope of the line fitted to the first (last) ``width`` frames, which is the
+    value of the nearest full window.
     """
-    from scipy.signal import savgol_filter
-
-    if n_frames < width:
-        raise ValueError(f"need at least width={width} frames, got {n_frames}")
-    D = savgol_filter(np.eye(n_frames), width, polyorder=1, deriv=1, axis=-1, mode="interp")
-    out = D.astype(np.float32)
-    out.flags.writeable = False
+    h, F = width // 2, x.shape[-1]
+    if width < 3 or width % 2 == 0 or F < width:
+        raise ValueError(f"need an odd width >= 3 and at least width={width} frames, got {F}")
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float64)
+    x = x.astype(np.float64, copy=False)
+    inner = out[..., h:F - h]
+    np.subtract(x[..., h + 1:F - h + 1], x[..., h - 1:F - h - 1], out=inner)
+    for k in range(2, h + 1):
+        inner += k * (x[..., h + k:F - h + k] - x[..., h - k:F - h - k])
+    inner /= 2 * sum(k * k for k in range(1, h + 1))
+    out[..., :h] = out[..., h:h + 1]
+    out[..., F - h:] = out[..., F - h - 1:F - h]
     return out
-
-
-def delta(x: np.ndarray, width: int = 9) -> np.ndarray:
-    """First-order delta along the last axis ``(..., n_frames)``; see :func:`delta_matrix`."""
-    return x @ delta_matrix(x.shape[-1], width)
 
 
 # ---------------------------------------------------------------------------- descriptors
