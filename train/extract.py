@@ -80,13 +80,15 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
     out, todo, hits = {}, [], 0
     width = n_features(cfg)
     for i, path in items:
-        try:
-            with open(path, "rb") as fh:
-                key = hashlib.sha256(fh.read()).hexdigest()
-        except OSError as exc:
-            out[i] = f"{path}: cannot open ({exc.strerror or exc})"
-            continue
-        cached = os.path.join(cache_dir, key + ".npz") if cache_dir else None
+        cached = None
+        if cache_dir:
+            try:
+                with open(path, "rb") as fh:
+                    key = hashlib.sha256(fh.read()).hexdigest()
+            except OSError as exc:
+                out[i] = f"{path}: cannot open ({exc.strerror or exc})"
+                continue
+            cached = os.path.join(cache_dir, key + ".npz")
         if cached and os.path.exists(cached):
             try:
                 with np.load(cached) as z:
