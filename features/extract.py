@@ -211,7 +211,8 @@ def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
             dev = np.where(m, Z - mean[:, :, None], 0)
             out.append(np.sqrt((dev * dev).sum(axis=2) / count))
         else:  # percentile, numpy's default 'linear' rule over the active frames
-            if sorted_z is None:
+            if sorted_z is None:  # float32 sorts faster; only the deltas were not float32
+                # already, and the vector is rounded to float32 at the end anyway
                 sorted_z = np.sort(np.where(m, Z, np.inf).astype(np.float32), axis=2)
             pos = (float(s[1:]) / 100.0) * (count[:, 0] - 1)  # (N,)
             lo = np.floor(pos).astype(np.intp)
