@@ -112,8 +112,10 @@ def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresho
     if confidences is not None and "confidence" in baseline:
         drop = float(baseline["confidence"] - np.mean(confidences))
         result["confidence_drop"] = round(drop, 3)
-        if drop > th.confidence_drop and level == OK:
-            level = WARN
+        if drop > th.confidence_drop:
+            # on its own a confidence drop is a warning; with a drifted feature share as well,
+            # two independent signals agree: the inputs moved *and* the model is unsure of them
+            level = {OK: WARN, WARN: DRIFT}.get(level, level)
     result["level"] = level
     result["score"] = round(share, 3)
     return result

@@ -30,6 +30,22 @@ def test_hysteresis_state_machine():
     assert [d.update(x) for x in [OK, DRIFT, OK, OK]] == [DRIFT, DRIFT, DRIFT, OK]
 
 
+def test_confidence_drop_confirms_a_feature_share_warning():
+    from features.baseline import build_baseline
+    from stream.drift import DriftThresholds, evaluate_window
+
+    rng = np.random.default_rng(0)
+    names = [f"f{i}" for i in range(20)]
+    base = build_baseline(rng.standard_normal((2000, 20)), names, confidence=0.9)
+    recent = rng.standard_normal((480, 20))
+    recent[:, :4] += 5  # 20% of the features moved: a warning share, short of drift (30%)
+    th = DriftThresholds()
+    level = lambda X, conf: evaluate_window(X, None, base, th, np.full(len(X), conf))["level"]
+    assert level(recent, 0.88) == WARN  # the model is as sure as in validation
+    assert level(recent, 0.5) == DRIFT  # inputs moved and the model is unsure of them
+    assert level(rng.standard_normal((480, 20)), 0.5) == WARN  # unsure alone: a warning
+
+
 @pytest.fixture(scope="module")
 def art():
     return load_model(default_model_path())
