@@ -103,7 +103,8 @@ def librosa_vectors(y: np.ndarray, shared_stft: bool = True) -> np.ndarray:
             f = {"mean": np.mean, "std": np.std}.get(s) or functools.partial(
                 np.percentile, q=float(s[1:]))
             vec += list(f(Z, axis=1)) + [f(fz)]
-        idx = np.flatnonzero(active)
+        core = rms_db >= ref - c.core_db
+        idx = np.flatnonzero(core)
         first, last = idx[0], idx[-1] + 1
         segs = []
         for k in range(c.n_segments):
@@ -113,7 +114,7 @@ def librosa_vectors(y: np.ndarray, shared_stft: bool = True) -> np.ndarray:
             segs.append(m[:, lo:hi].mean(axis=1))
         segs = np.array(segs)
         vec += list(segs.ravel()) + list((segs - segs.mean(axis=0)).ravel())
-        vec += [active.mean(), (last - first) / F, ref]
+        vec += [core.mean(), (last - first) / F, ref]
         out.append(vec)
     return np.asarray(out)
 

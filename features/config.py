@@ -24,6 +24,10 @@ class FeatureConfig:
     Framing (``n_fft``/``win_length``/``hop_length``) is the STFT used everywhere; within a
     prediction window the frames are *not* centred, so a window's vector depends only on its own
     samples and a stream can reuse frames across overlapping windows.
+
+    Two level gates, relative to the window's loudest frame: statistics are taken over the
+    frames within ``active_db``; the segments of temporal pooling span the frames within
+    ``core_db`` (the sound's loud core, so a quiet onset or tail does not shift them).
     """
 
     sr: int = 16_000
@@ -43,6 +47,7 @@ class FeatureConfig:
     stats: tuple = STAT_NAMES
     n_segments: int = 4
     active_db: float = 40.0
+    core_db: float = 20.0
     normalize_loudness: bool = True
     feature_version: int = FEATURE_VERSION
 
@@ -119,6 +124,8 @@ class FeatureConfig:
             p.append("n_segments must be >= 0")
         if self.active_db <= 0:
             p.append("active_db must be > 0")
+        if self.core_db <= 0:
+            p.append("core_db must be > 0")
         return p
 
     # ---- serialisation -------------------------------------------------------------------
@@ -134,6 +141,9 @@ class FeatureConfig:
         if unknown:
             raise FeatureConfigError(
                 f"feature config has fields this code does not know: {sorted(unknown)}")
+        if "core_db" not in d and "active_db" in d:
+            # saved before the core had its own gate: it was the active frames
+            d = {**d, "core_db": d["active_db"]}
         return cls(**d)
 
     def to_json(self) -> str:

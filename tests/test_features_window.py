@@ -40,7 +40,8 @@ def test_stats_are_masked_over_active_frames(rng):
                       ("p10", np.percentile(cent, 10)), ("p50", np.median(cent)),
                       ("p90", np.percentile(cent, 90))]:
         assert v[names.index(f"centroid_{stat}")] == pytest.approx(ref, rel=1e-5)
-    assert v[names.index("active_fraction")] == pytest.approx(active.mean())
+    core = rms_db >= rms_db.max() - CFG.core_db
+    assert v[names.index("active_fraction")] == pytest.approx(core.mean())
 
 
 def test_gain_invariance_with_loudness_normalisation(rng):
@@ -127,6 +128,24 @@ def test_config_roundtrip_hash_and_validation():
         FeatureConfig.from_dict({**CFG.to_dict(), "feature_version": 999})
     with pytest.raises(FeatureConfigError, match="does not know"):
         FeatureConfig.from_dict({**CFG.to_dict(), "wavelets": True})
+
+
+def test_config_saved_before_the_core_gate_keeps_its_vectors(rng):
+    old = {k: v for k, v in CFG.to_dict().items() if k != "core_db"}
+    cfg = FeatureConfig.from_dict(old)
+    assert cfg.core_db == cfg.active_db == 40.0  # what the segments spanned then
+    y = speechy(rng)[:16000]
+    y[:4000] *= 0.03  # a quiet onset: active (within 40 dB), not core (within 20 dB)
+    rows = FrameAnalyzer(cfg).frame_rows(y)
+    rms_db = rows[:, FrameLayout(cfg).scalar["rms_db"]]
+    names = feature_names(cfg)
+    for c in (cfg, CFG):
+        gate = np.flatnonzero(rms_db >= rms_db.max() - c.core_db)
+        v = window_vectors(rows[None], c)[0]
+        assert v[names.index("active_span")] == pytest.approx(
+            (gate[-1] - gate[0] + 1) / len(rows))
+    assert window_vectors(rows[None], cfg)[0][names.index("active_span")] > \
+        window_vectors(rows[None], CFG)[0][names.index("active_span")]
 
 
 def test_sklearn_pipeline(rng):
