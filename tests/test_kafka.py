@@ -18,7 +18,8 @@ from audioclf.artifact import load_model
 from features import signal_windows
 from models import default_model_path
 from stream.wire import BadMessage, decode_audio, encode_audio
-from tests.conftest import SHARED
+from stream.engine import Engine
+from tests.conftest import PLAYED_KINDS, SHARED, VMIC, played_sounds_wav
 from train.synthetic import CLASSES, synth_clip
 
 BROKER = SHARED / "tools" / "kafka-broker.sh"
@@ -139,6 +140,38 @@ def stop(proc, timeout=30):
         proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=timeout)
     return proc.returncode, err
+
+
+def test_produce_from_the_microphone(bootstrap, vmic_env, tmp_path):
+    """`audioclf produce --mic`: what is played into a real PortAudio input arrives as
+    consecutive chunks in the wire format, and the model hears in it what was played."""
+    topic = uid("mic")
+    create_topic(bootstrap, topic, 1)
+    wav = played_sounds_wav(tmp_path / "played.wav")
+    env = {**os.environ, **vmic_env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audioclf", "produce", "--mic", "--device", "vmic", "--rate",
+         str(SR), "--seconds", "12", "--bootstrap", bootstrap, "--topic", topic,
+         "--stream-id", "mic-1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env)
+    time.sleep(1.0)  # the stream is open and hearing silence
+    subprocess.run([str(VMIC), "play", str(wav)], check=True, env=env,
+                   stdin=subprocess.DEVNULL, timeout=120)
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["audio_seconds"] == pytest.approx(12, abs=1.5) and summary["overruns"] == 0
+    msgs = read_topic(bootstrap, topic, lambda m: len(m) >= summary["messages"])
+    chunks = [decode_audio(m.key, m.value, m.headers) for m in msgs]
+    assert len(chunks) == summary["messages"]
+    assert [c.seq for c in chunks] == list(range(len(chunks)))
+    assert [c.sample_index for c in chunks] == [i * SR // 10 for i in range(len(chunks))]
+    assert {(c.stream_id, c.sample_rate, len(c.samples)) for c in chunks} == \
+        {("mic-1", SR, SR // 10)}
+    audio = np.concatenate([c.samples for c in chunks])
+    labels = [p.label for p in Engine(load_model(default_model_path())).push("mic-1", audio)]
+    for kind in PLAYED_KINDS:
+        assert labels.count(kind) >= 4, labels
 
 
 def test_wire_roundtrip_and_rejections():

@@ -18,11 +18,8 @@ from features.audio import write_wav
 from models import default_model_path
 from stream.engine import Engine
 from stream.ring import RingBuffer
-from tests.conftest import SHARED
+from tests.conftest import VMIC, played_sounds_wav
 from train.synthetic import synth_clip
-
-VMIC = SHARED / "tools" / "virtual-mic.sh"
-
 
 def run_cli(*args, env=None, timeout=120):
     return subprocess.run([sys.executable, "-m", "audioclf", *map(str, args)],
@@ -87,22 +84,6 @@ def test_engine_resamples_other_device_rates():
 
 
 # ---------------------------------------------------------------------------- real device
-@pytest.fixture(scope="module")
-def vmic_env():
-    if not VMIC.exists():
-        pytest.skip("virtual mic tool not available (../shared/tools/virtual-mic.sh)")
-    out = subprocess.run([str(VMIC), "start"], capture_output=True, text=True, timeout=180,
-                         stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        pytest.skip(f"virtual mic did not start: {out.stderr.strip()[-300:]}")
-    env = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("export "):
-            k, v = line[len("export "):].split("=", 1)
-            env[k] = v
-    yield env
-
-
 def listen_while_playing(env, wav, rate, seconds, model=None, settle=1.0):
     cmd = [sys.executable, "-m", "audioclf", "listen", "--json", "--no-drift", "--device",
            "vmic", "--rate", str(rate), "--seconds", str(seconds)]
@@ -120,12 +101,7 @@ def listen_while_playing(env, wav, rate, seconds, model=None, settle=1.0):
 
 @pytest.mark.parametrize("rate", [16000, 48000])
 def test_virtual_mic_default_model(vmic_env, tmp_path, rate):
-    rng = np.random.default_rng(11)
-    parts = [np.zeros(8000, np.float32)]
-    for kind in ("siren", "noise", "chord"):
-        parts.append(synth_clip(kind, rng, seconds=3.0) / 0.5 * 0.3)
-    wav = tmp_path / "played.wav"
-    write_wav(wav, np.clip(np.concatenate(parts), -1, 1), 16000)
+    wav = played_sounds_wav(tmp_path / "played.wav")
     preds = listen_while_playing(vmic_env, wav, rate, seconds=12)
     labels = [p["label"] for p in preds]
     assert len(preds) >= 30
