@@ -30,19 +30,24 @@ def rng():
     return np.random.default_rng(1234)
 
 
+def start_shared_tool(tool, what: str, timeout: float) -> str:
+    """``TOOL start`` from ../shared/tools; its stdout, or skip when absent or failing."""
+    import subprocess
+
+    if not tool.exists():
+        pytest.skip(f"{what} tool not available (../shared/tools/{tool.name})")
+    out = subprocess.run([str(tool), "start"], capture_output=True, text=True, timeout=timeout,
+                         stdin=subprocess.DEVNULL)
+    if out.returncode != 0:
+        pytest.skip(f"{what} did not start: {out.stderr.strip()[-300:]}")
+    return out.stdout
+
+
 @pytest.fixture(scope="session")
 def vmic_env():
     """Environment of a running virtual microphone (device "vmic"), or skip without one."""
-    import subprocess
-
-    if not VMIC.exists():
-        pytest.skip("virtual mic tool not available (../shared/tools/virtual-mic.sh)")
-    out = subprocess.run([str(VMIC), "start"], capture_output=True, text=True, timeout=180,
-                         stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        pytest.skip(f"virtual mic did not start: {out.stderr.strip()[-300:]}")
     env = {}
-    for line in out.stdout.splitlines():
+    for line in start_shared_tool(VMIC, "virtual mic", 180).splitlines():
         if line.startswith("export "):
             k, v = line[len("export "):].split("=", 1)
             env[k] = v

@@ -19,7 +19,7 @@ from features import signal_windows
 from models import default_model_path
 from stream.wire import BadMessage, decode_audio, encode_audio
 from stream.engine import Engine
-from tests.conftest import PLAYED_KINDS, SHARED, VMIC, played_sounds_wav
+from tests.conftest import PLAYED_KINDS, SHARED, VMIC, played_sounds_wav, start_shared_tool
 from train.synthetic import CLASSES, synth_clip
 
 BROKER = SHARED / "tools" / "kafka-broker.sh"
@@ -28,13 +28,7 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def bootstrap():
-    if not BROKER.exists():
-        pytest.skip("kafka broker tool not available (../shared/tools/kafka-broker.sh)")
-    out = subprocess.run([str(BROKER), "start"], capture_output=True, text=True, timeout=300,
-                         stdin=subprocess.DEVNULL)
-    if out.returncode != 0:
-        pytest.skip(f"broker did not start: {out.stderr.strip()[-300:]}")
-    return out.stdout.strip().splitlines()[-1]
+    return start_shared_tool(BROKER, "kafka broker", 300).strip().splitlines()[-1]
 
 
 def uid(prefix):
