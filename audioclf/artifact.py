@@ -24,7 +24,6 @@ FORMAT = "audioclf-model"
 FORMAT_VERSION = 1
 KEY_ENV = "AUDIOCLF_MODEL_KEY"
 ALLOW_SKLEARN_ENV = "AUDIOCLF_ALLOW_SKLEARN_MISMATCH"
-FLAT_FOREST_MAX_BATCH = 128  # measured crossover: above ~150 rows sklearn's batched predict wins
 
 
 class ArtifactError(ValueError):
@@ -50,7 +49,7 @@ class ModelArtifact:
     versions: dict = field(default_factory=dict)
     path: str | None = None  # where it was loaded from (not stored)
     digest: str = ""  # the verified file digest (not stored)
-    _flat: object = field(default=None, repr=False)  # FlatForest, built on first small batch
+    _flat: object = field(default=None, repr=False)  # FlatForest, built on first use
 
     @property
     def feature_names(self) -> list[str]:
@@ -65,7 +64,7 @@ class ModelArtifact:
         X = np.asarray(X, dtype=np.float32)
         if X.ndim == 1:
             X = X[None]
-        if X.shape[0] <= FLAT_FOREST_MAX_BATCH and hasattr(self.estimator, "estimators_"):
+        if hasattr(self.estimator, "estimators_"):
             if self._flat is None:
                 from .forest import FlatForest
                 self._flat = FlatForest(self.estimator)

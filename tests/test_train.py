@@ -296,3 +296,23 @@ def test_search_halves_rows_and_trees_down_to_one_finalist():
         assert MIN_SEARCH_TREES <= row["trees"] <= row["n_estimators"]
         assert row["train_rows"] < full_rows / 2
     assert final["score"] > 0.9
+
+
+@pytest.mark.parametrize("kind", ["rf_classifier", "et_classifier", "rf_regressor"])
+def test_flat_forest_equals_scikit_learn_on_both_paths(kind):
+    from sklearn.ensemble import (ExtraTreesClassifier, RandomForestClassifier,
+                                  RandomForestRegressor)
+
+    from audioclf.forest import FlatForest
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((400, 12)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int) + (X[:, 3] > 1)  # 3 classes
+    cls = {"rf_classifier": RandomForestClassifier, "et_classifier": ExtraTreesClassifier,
+           "rf_regressor": RandomForestRegressor}[kind]
+    forest = cls(n_estimators=40, min_samples_leaf=2, random_state=0).fit(X, y)
+    flat = FlatForest(forest)
+    new = rng.standard_normal((200, 12)).astype(np.float64)  # cast like scikit-learn does
+    want = forest.predict_proba(new) if kind.endswith("classifier") else forest.predict(new)
+    for n in (1, flat.WALK_MAX_ROWS, flat.WALK_MAX_ROWS + 1, 200):  # numpy walk, per-tree apply
+        np.testing.assert_allclose(flat.predict(new[:n]), want[:n], rtol=0, atol=1e-12)
