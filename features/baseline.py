@@ -57,10 +57,21 @@ def psi(recent: np.ndarray, edges: np.ndarray, base_shares: np.ndarray) -> np.nd
     """
     recent = np.asarray(recent, dtype=np.float64)
     n, n_tracks = recent.shape
-    # bin index of every value at once: the number of edges below it (searchsorted 'left')
-    idx = (edges[None, :, :] < recent[:, :, None]).sum(axis=2)  # (n, n_tracks)
+    idx = bin_index(recent, edges)  # (n, n_tracks)
     counts = np.zeros((n_tracks, edges.shape[1] + 1))
     np.add.at(counts, (np.broadcast_to(np.arange(n_tracks), idx.shape), idx), 1.0)
+    return psi_from_counts(counts, n, base_shares)
+
+
+def bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Baseline bin of every value, ``x`` ``(..., n_tracks)`` -> same shape: the number of edges
+    below it (``searchsorted`` 'left', as :func:`bin_shares`)."""
+    return (edges < np.asarray(x, dtype=np.float64)[..., None]).sum(axis=-1)
+
+
+def psi_from_counts(counts: np.ndarray, n: int, base_shares: np.ndarray) -> np.ndarray:
+    """:func:`psi` from per-track bin counts ``(n_tracks, n_bins)`` of ``n`` recent windows (a
+    monitor keeps these up to date window by window)."""
     r = np.maximum(counts / max(n, 1), EPS)
     b = np.maximum(base_shares.astype(np.float64), EPS)
     return np.sum((r - b) * np.log(r / b), axis=1)
@@ -92,6 +103,5 @@ def ks_statistic(recent: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
 
 def mean_shift(recent: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Standardised shift of the recent mean: ``|mean_recent - mean_base| / std_base``."""
-    recent = np.asarray(recent, dtype=np.float64)
     scale = np.maximum(std.astype(np.float64), 1e-6 + 1e-3 * np.abs(mean))
-    return np.abs(recent.mean(axis=0) - mean) / scale
+    return np.abs(np.asarray(recent).mean(axis=0, dtype=np.float64) - mean) / scale

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.baseline import ks_statistic, mean_shift, psi
+from features.baseline import bin_index, ks_statistic, mean_shift, psi, psi_from_counts
 
 OK, WARN, DRIFT = "OK", "WARN", "DRIFT"
 _RANK = {OK: 0, WARN: 1, DRIFT: 2}
@@ -74,11 +74,15 @@ class DriftDetector:
 
 
 def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresholds,
-                    confidences=None) -> dict:
-    """Drift statistics of recent vectors ``X`` ``(n, n_features)`` against ``baseline``."""
+                    confidences=None, bin_counts=None) -> dict:
+    """Drift statistics of recent vectors ``X`` ``(n, n_features)`` against ``baseline``
+    (``bin_counts``: their baseline-bin counts when the caller keeps them, else computed)."""
     names = baseline["names"]
-    X = np.asarray(X, dtype=np.float64)[:, : len(names)]
-    p = psi(X, baseline["edges"], baseline["shares"])
+    X = np.asarray(X)[:, : len(names)]  # float32 from the engine: converted where needed
+    if bin_counts is None:
+        p = psi(X, baseline["edges"], baseline["shares"])
+    else:
+        p = psi_from_counts(bin_counts, X.shape[0], baseline["shares"])
     shift = mean_shift(X, baseline["mean"].astype(np.float64), baseline["std"])
     share = float(np.mean(p > th.psi_drift))
     share_warn = float(np.mean(p > th.psi_warn))
@@ -183,11 +187,22 @@ class DriftMonitor:
     def process(self, pred) -> dict | None:
         """Add one prediction (synchronously; the thread calls this) and maybe evaluate."""
         st = self.streams.get(pred.stream_id)
+        edges = self.baseline["edges"]
         if st is None:
             st = self.streams[pred.stream_id] = {
                 "X": deque(maxlen=self.window), "labels": deque(maxlen=self.window),
                 "conf": deque(maxlen=self.window), "since": 0, "span": [pred.start, pred.end],
-                "detector": DriftDetector(self.th.k_enter, self.th.k_leave), "last": {}}
+                "detector": DriftDetector(self.th.k_enter, self.th.k_leave), "last": {},
+                # baseline-bin counts of the windows held, updated as they come and go: PSI
+                # then costs O(features x bins) per evaluation instead of a pass over them all
+                "bins": deque(maxlen=self.window),
+                "counts": np.zeros((edges.shape[0], edges.shape[1] + 1), np.int64)}
+        tracks = np.arange(edges.shape[0])
+        if len(st["bins"]) == self.window:
+            st["counts"][tracks, st["bins"][0]] -= 1
+        b = bin_index(pred.vector[: edges.shape[0]], edges).astype(np.uint8)
+        st["counts"][tracks, b] += 1
+        st["bins"].append(b)
         st["X"].append(pred.vector)
         st["labels"].append(pred.label)
         st["conf"].append(pred.probability if pred.probability is not None else np.nan)
@@ -201,7 +216,7 @@ class DriftMonitor:
         st["since"] = 0
         conf = None if self.art.labels is None else np.array(st["conf"])
         res = evaluate_window(np.stack(st["X"]), list(st["labels"]) if self.art.labels else None,
-                              self.baseline, self.th, conf)
+                              self.baseline, self.th, conf, bin_counts=st["counts"])
         before = st["detector"].state
         res["state"] = st["detector"].update(res["level"])
         res["stream_id"] = pred.stream_id

@@ -65,6 +65,22 @@ def stream(art, monitor, engine, y, sid="s"):
     return states
 
 
+def test_monitor_bin_counts_follow_its_window(art):
+    """PSI from the counts the monitor keeps window by window equals PSI recomputed over the
+    windows it holds, after old windows have left the history."""
+    from features.baseline import psi, psi_from_counts
+
+    monitor = DriftMonitor(art, window=100, every=10, min_windows=100)
+    states = stream(art, monitor, Engine(art), clean_audio(42, 40.0))
+    assert len(states) > 150  # the 100-window history wrapped
+    st = monitor.streams["s"]
+    X = np.stack(st["X"]).astype(np.float64)[:, : len(art.baseline["names"])]
+    want = psi(X, art.baseline["edges"], art.baseline["shares"])
+    np.testing.assert_allclose(psi_from_counts(st["counts"], len(X), art.baseline["shares"]),
+                               want, rtol=1e-12)
+    assert st["counts"].sum() == X.size
+
+
 def test_long_in_distribution_run_never_drifts(art):
     states = stream(art, DriftMonitor(art), Engine(art), clean_audio(500, 400.0))
     assert len(states) > 1500
