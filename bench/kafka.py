@@ -1,6 +1,6 @@
 """Many concurrent 16 kHz streams through the broker: audioclf consume vs a bare consume loop.
 
-    python bench/kafka.py [--streams 500] [--seconds 4] [--bootstrap 127.0.0.1:9092]
+    python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--bootstrap 127.0.0.1:9092]
 
 Produces S streams x D seconds of int16 audio in 100 ms chunks (interleaved like live devices)
 to a 4-partition topic, then in one run measures (a) a bare kafka-python consumer reading the
@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--streams", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--bootstrap")
+    ap.add_argument("--drift", action="store_true",
+                    help="with the drift monitor, as `audioclf consume` runs by default")
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)  # as `audioclf consume` does
@@ -94,9 +96,14 @@ def main():
 
     # (b) audioclf consume, in this process
     art = load_model(default_model_path())
+    monitor = None
+    if args.drift:
+        from stream.drift import DriftMonitor
+        monitor = DriftMonitor(art)
+        monitor.start()
     svc = ConsumeService(art, {"bootstrap_servers": [bootstrap]}, [topic],
                          f"bench-{uuid.uuid4().hex[:6]}", f"{topic}-pred", status_every=1e9,
-                         status_out=open(os.devnull, "w"))
+                         status_out=open(os.devnull, "w"), monitor=monitor)
     rss0 = rss_mb()
     th = threading.Thread(target=svc.run, daemon=True)
     th.start()
@@ -112,13 +119,16 @@ def main():
     rss1 = rss_mb()
     svc.stop_event.set()
     th.join(timeout=30)
+    if monitor is not None:
+        monitor.stop()
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     print(f"bare kafka-python consume : {audio_seconds / bare:9.0f} audio-s/s ({total / bare:.0f} msg/s)")
     print(f"audioclf consume          : {audio_seconds / ours:9.0f} audio-s/s = concurrent real-time "
           f"streams; {svc.stats.windows} windows; CPU {cpu / ours:.2f} cores")
     print(f"ratio to the ceiling      : {bare / ours:.2f}x of bare (target >= 0.5)")
     print(f"per stream on one core    : {audio_seconds / cpu:9.0f} audio-s per CPU-s (target >= 500)")
-    print(f"state: {state / args.streams / 1024:.1f} KiB per stream (target <= 256), RSS "
+    print(f"state{' (incl. drift history)' if monitor else ''}: "
+          f"{state / args.streams / 1024:.1f} KiB per stream (target <= 256), RSS "
           f"{rss1:.0f} MB ({rss1 - rss0:+.0f} MB while consuming {args.streams} streams)")
 
 

@@ -55,12 +55,18 @@ def psi(recent: np.ndarray, edges: np.ndarray, base_shares: np.ndarray) -> np.nd
     ``sum((r - b) * ln(r / b))`` over the baseline's quantile bins, both shares floored at 1e-4.
     Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 major shift.
     """
-    recent = np.asarray(recent, dtype=np.float64)
-    n, n_tracks = recent.shape
+    recent = np.asarray(recent)
+    return psi_from_counts(bin_counts(recent, edges), recent.shape[0], base_shares)
+
+
+def bin_counts(recent: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """How many of the recent windows ``(n, n_tracks)`` fall in each baseline bin, per track:
+    ``(n_tracks, n_bins)``."""
     idx = bin_index(recent, edges)  # (n, n_tracks)
+    n_tracks = edges.shape[0]
     counts = np.zeros((n_tracks, edges.shape[1] + 1))
     np.add.at(counts, (np.broadcast_to(np.arange(n_tracks), idx.shape), idx), 1.0)
-    return psi_from_counts(counts, n, base_shares)
+    return counts
 
 
 def bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -101,7 +107,21 @@ def ks_statistic(recent: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return out
 
 
+def ks_from_counts(counts: np.ndarray, base_shares: np.ndarray) -> np.ndarray:
+    """KS distance at the baseline's bin edges only (decile resolution) from bin counts
+    ``(n_tracks, n_bins)``: what a monitor that keeps counts, not values, can tell."""
+    counts = np.asarray(counts, dtype=np.float64)
+    recent = np.cumsum(counts, axis=1)[:, :-1] / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    base = np.cumsum(base_shares.astype(np.float64), axis=1)[:, :-1]
+    return np.abs(recent - base).max(axis=1)
+
+
 def mean_shift(recent: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """Standardised shift of the recent mean: ``|mean_recent - mean_base| / std_base``."""
+    return standardised_shift(np.asarray(recent).mean(axis=0, dtype=np.float64), mean, std)
+
+
+def standardised_shift(recent_mean: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``|recent_mean - mean_base| / std_base`` (floored so constant features do not explode)."""
     scale = np.maximum(std.astype(np.float64), 1e-6 + 1e-3 * np.abs(mean))
-    return np.abs(np.asarray(recent).mean(axis=0, dtype=np.float64) - mean) / scale
+    return np.abs(recent_mean - mean) / scale

@@ -402,6 +402,8 @@ class ConsumeService:
     def _drop_stream(self, sid: str):
         self.tracks.pop(sid, None)
         self.engine.drop(sid)
+        if self.monitor is not None:
+            self.monitor.forget(sid)
 
     def _evict_idle(self):
         """Streams silent for ``idle_timeout`` are dropped; their unscored tail (less than a
@@ -411,6 +413,10 @@ class ConsumeService:
             if now - track.last_seen > self.idle_timeout:
                 self._drop_stream(sid)
                 self.stats.evicted += 1
+        if self.monitor is not None:  # histories rebuilt by predictions queued before a drop
+            for sid in list(self.monitor.streams):
+                if sid not in self.tracks:
+                    self.monitor.forget(sid)
 
     def publish_alert(self, result: dict):
         """Drift state change (called from the monitor thread; KafkaProducer is thread-safe)."""
@@ -437,7 +443,8 @@ class ConsumeService:
                 "windows": s.windows, "windows_per_s": round(s.windows / elapsed, 1),
                 "dlq": s.dlq, "seq_gaps": s.seq_gaps, "seq_repeats": s.seq_repeats,
                 "rewinds": s.rewinds, "evicted": s.evicted, "lag": lag,
-                "state_bytes": sum(st.nbytes for st in self.engine.streams.values()),
+                "state_bytes": sum(st.nbytes for st in self.engine.streams.values())
+                + (self.monitor.nbytes if self.monitor is not None else 0),
                 "drift": self.monitor.state() if self.monitor is not None else None}
 
     def _log(self, record: dict):

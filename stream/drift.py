@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.baseline import bin_index, ks_statistic, mean_shift, psi, psi_from_counts
+from features.baseline import (bin_counts, bin_index, ks_from_counts, ks_statistic,
+                               psi_from_counts, standardised_shift)
 
 OK, WARN, DRIFT = "OK", "WARN", "DRIFT"
 _RANK = {OK: 0, WARN: 1, DRIFT: 2}
@@ -74,21 +75,39 @@ class DriftDetector:
 
 
 def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresholds,
-                    confidences=None, bin_counts=None) -> dict:
+                    confidences=None) -> dict:
     """Drift statistics of recent vectors ``X`` ``(n, n_features)`` against ``baseline``
-    (``bin_counts``: their baseline-bin counts when the caller keeps them, else computed)."""
+    (``drift-report``; the monitor keeps the same summaries window by window)."""
     names = baseline["names"]
     X = np.asarray(X)[:, : len(names)]  # float32 from the engine: converted where needed
-    if bin_counts is None:
-        p = psi(X, baseline["edges"], baseline["shares"])
-    else:
-        p = psi_from_counts(bin_counts, X.shape[0], baseline["shares"])
-    shift = mean_shift(X, baseline["mean"].astype(np.float64), baseline["std"])
+    class_counts = None
+    if "class_freq" in baseline and labels_pred is not None:
+        labels_pred = np.asarray(labels_pred)
+        class_counts = np.array([np.sum(labels_pred == lab) for lab in baseline["labels"]])
+    result = evaluate_summary(
+        bin_counts(X, baseline["edges"]), X.mean(axis=0, dtype=np.float64), class_counts,
+        None if confidences is None else float(np.mean(confidences)), baseline, th)
+    # with the values at hand, KS at the baseline's full quantile resolution
+    top = [names.index(f["name"]) for f in result["top_features"]]
+    for f, k in zip(result["top_features"], ks_statistic(X[:, top], baseline["quantiles"][top])):
+        f["ks"] = round(float(k), 3)
+    return result
+
+
+def evaluate_summary(counts: np.ndarray, mean: np.ndarray, class_counts, mean_confidence,
+                     baseline: dict, th: DriftThresholds) -> dict:
+    """Drift level of recent windows from their summaries: baseline-bin counts per feature
+    ``(n_features, n_bins)``, mean vector, predicted-class counts (or None) and mean top-class
+    confidence (or None)."""
+    names = baseline["names"]
+    n = int(counts[0].sum())
+    p = psi_from_counts(counts, n, baseline["shares"])
+    shift = standardised_shift(mean, baseline["mean"].astype(np.float64), baseline["std"])
     share = float(np.mean(p > th.psi_drift))
     share_warn = float(np.mean(p > th.psi_warn))
-    result = {"drift_share": share, "warn_share": share_warn, "n": int(X.shape[0])}
+    result = {"drift_share": share, "warn_share": share_warn, "n": n}
     top = np.argsort(p)[::-1][:5]
-    ks = ks_statistic(X[:, top], baseline["quantiles"][top])  # KS for the named ones only
+    ks = ks_from_counts(counts[top], baseline["shares"][top])
     result["top_features"] = [{"name": names[j], "psi": round(float(p[j]), 3),
                                "ks": round(float(k), 3), "shift_sd": round(float(shift[j]), 2)}
                               for j, k in zip(top, ks)]
@@ -104,17 +123,16 @@ def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresho
         result["level_psi"] = round(float(p[j]), 3)
         if shift[j] >= th.level_shift_sd or p[j] >= th.level_psi_drift:
             level = DRIFT
-    if "class_freq" in baseline and labels_pred is not None:
-        labs = baseline["labels"]
-        counts = np.array([np.sum(np.asarray(labels_pred) == lab) for lab in labs], float)
-        recent = np.maximum(counts / max(counts.sum(), 1), 1e-4)
+    if "class_freq" in baseline and class_counts is not None:
+        counts_c = np.asarray(class_counts, dtype=np.float64)
+        recent = np.maximum(counts_c / max(counts_c.sum(), 1), 1e-4)
         base = np.maximum(baseline["class_freq"].astype(np.float64), 1e-4)
         pred_psi = float(np.sum((recent - base) * np.log(recent / base)))
         result["prediction_psi"] = round(pred_psi, 3)
         if pred_psi > th.prediction_psi_drift and level == OK:
             level = WARN
-    if confidences is not None and "confidence" in baseline:
-        drop = float(baseline["confidence"] - np.mean(confidences))
+    if mean_confidence is not None and "confidence" in baseline:
+        drop = float(baseline["confidence"] - mean_confidence)
         result["confidence_drop"] = round(drop, 3)
         if drop > th.confidence_drop:
             # on its own a confidence drop is a warning; with a drifted feature share as well,
@@ -123,6 +141,62 @@ def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresho
     result["level"] = level
     result["score"] = round(share, 3)
     return result
+
+
+class StreamHistory:
+    """The last ``size`` windows of one stream, kept as the drift statistics need them, in
+    bounded memory (~120 KB for 428 features and 480 windows, not the 820 KB of the vectors):
+    per-feature baseline-bin counts, each window's bins packed 4 bits per feature (so the window
+    leaving the history can be taken out of the counts), a mean of the vectors (exact while the
+    history fills, then exponential with the same centre of mass as a ``size`` moving mean),
+    and the predicted classes and confidences."""
+
+    def __init__(self, n_tracks: int, n_bins: int, size: int, n_classes: int = 0):
+        if n_bins > 16:
+            raise ValueError("bins are packed 4 bits each: at most 16")
+        self.size, self.n, self.pos = size, 0, 0
+        self.tracks = np.arange(n_tracks)
+        self.packed = np.zeros((size, (n_tracks + 1) // 2), np.uint8)
+        self.counts = np.zeros((n_tracks, n_bins), np.int32)
+        self.mean = np.zeros(n_tracks)
+        self.classes = np.full(size, -1, np.int16)
+        self.class_counts = np.zeros(n_classes, np.int64)
+        self.conf = np.full(size, np.nan, np.float32)
+
+    def add(self, bins: np.ndarray, vector: np.ndarray, cls: int = -1, conf: float = np.nan):
+        if self.n == self.size:  # the oldest window leaves
+            self.counts[self.tracks, self._unpack(self.packed[self.pos])] -= 1
+            if self.classes[self.pos] >= 0:
+                self.class_counts[self.classes[self.pos]] -= 1
+        self.counts[self.tracks, bins] += 1
+        self.packed[self.pos] = self._pack(bins)
+        self.classes[self.pos], self.conf[self.pos] = cls, conf
+        if cls >= 0:
+            self.class_counts[cls] += 1
+        filling = self.n < self.size
+        self.n += filling
+        weight = 1.0 / self.n if filling else 2.0 / (self.size + 1)
+        self.mean += weight * (np.asarray(vector, dtype=np.float64) - self.mean)
+        self.pos = (self.pos + 1) % self.size
+
+    def mean_confidence(self) -> float | None:
+        held = self.conf[~np.isnan(self.conf)]
+        return float(held.mean()) if held.size else None
+
+    def _pack(self, bins: np.ndarray) -> np.ndarray:
+        b = np.zeros(2 * self.packed.shape[1], np.uint8)
+        b[: len(bins)] = bins
+        return b[0::2] | (b[1::2] << 4)
+
+    def _unpack(self, packed: np.ndarray) -> np.ndarray:
+        b = np.empty(2 * len(packed), np.intp)
+        b[0::2], b[1::2] = packed & 15, packed >> 4
+        return b[: len(self.tracks)]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.packed, self.counts, self.mean, self.classes,
+                                      self.class_counts, self.conf, self.tracks))
 
 
 class DriftMonitor:
@@ -188,35 +262,30 @@ class DriftMonitor:
         """Add one prediction (synchronously; the thread calls this) and maybe evaluate."""
         st = self.streams.get(pred.stream_id)
         edges = self.baseline["edges"]
+        labels = self.baseline.get("labels") if self.art.labels is not None else None
         if st is None:
             st = self.streams[pred.stream_id] = {
-                "X": deque(maxlen=self.window), "labels": deque(maxlen=self.window),
-                "conf": deque(maxlen=self.window), "since": 0, "span": [pred.start, pred.end],
-                "detector": DriftDetector(self.th.k_enter, self.th.k_leave), "last": {},
-                # baseline-bin counts of the windows held, updated as they come and go: PSI
-                # then costs O(features x bins) per evaluation instead of a pass over them all
-                "bins": deque(maxlen=self.window),
-                "counts": np.zeros((edges.shape[0], edges.shape[1] + 1), np.int64)}
-        tracks = np.arange(edges.shape[0])
-        if len(st["bins"]) == self.window:
-            st["counts"][tracks, st["bins"][0]] -= 1
-        b = bin_index(pred.vector[: edges.shape[0]], edges).astype(np.uint8)
-        st["counts"][tracks, b] += 1
-        st["bins"].append(b)
-        st["X"].append(pred.vector)
-        st["labels"].append(pred.label)
-        st["conf"].append(pred.probability if pred.probability is not None else np.nan)
-        st["span"] = [pred.end - (len(st["X"]) - 1) * self.art.feature_config.window_hop_seconds
-                      - self.art.feature_config.window_seconds, pred.end]
+                "history": StreamHistory(edges.shape[0], edges.shape[1] + 1, self.window,
+                                         len(labels or ())),
+                "since": 0, "detector": DriftDetector(self.th.k_enter, self.th.k_leave),
+                "last": {}}
+        hist = st["history"]
+        vector = pred.vector[: edges.shape[0]]
+        cls = labels.index(pred.label) if labels and pred.label in labels else -1
+        hist.add(bin_index(vector, edges), vector, cls,
+                 np.nan if pred.probability is None else pred.probability)
+        cfg = self.art.feature_config
+        st["span"] = [pred.end - (hist.n - 1) * cfg.window_hop_seconds - cfg.window_seconds,
+                      pred.end]
         st["since"] += 1
         if self.capture is not None and st["detector"].state != OK:
             self.capture.save(pred, st["detector"].state)
-        if len(st["X"]) < self.min_windows or st["since"] < self.every:
+        if hist.n < self.min_windows or st["since"] < self.every:
             return None
         st["since"] = 0
-        conf = None if self.art.labels is None else np.array(st["conf"])
-        res = evaluate_window(np.stack(st["X"]), list(st["labels"]) if self.art.labels else None,
-                              self.baseline, self.th, conf, bin_counts=st["counts"])
+        res = evaluate_summary(hist.counts, hist.mean, hist.class_counts if labels else None,
+                               hist.mean_confidence() if self.art.labels is not None else None,
+                               self.baseline, self.th)
         before = st["detector"].state
         res["state"] = st["detector"].update(res["level"])
         res["stream_id"] = pred.stream_id
@@ -227,6 +296,14 @@ class DriftMonitor:
         if res["state"] != before and self.on_change is not None:
             self.on_change(res)
         return res
+
+    def forget(self, stream_id: str) -> None:
+        """Drop a stream's history (the caller evicted or handed the stream over)."""
+        self.streams.pop(stream_id, None)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(st["history"].nbytes for st in list(self.streams.values()))
 
     # -- reporting ------------------------------------------------------------------------
     def state(self, stream_id: str | None = None) -> str:

@@ -65,20 +65,32 @@ def stream(art, monitor, engine, y, sid="s"):
     return states
 
 
-def test_monitor_bin_counts_follow_its_window(art):
-    """PSI from the counts the monitor keeps window by window equals PSI recomputed over the
-    windows it holds, after old windows have left the history."""
-    from features.baseline import psi, psi_from_counts
+def test_monitor_history_is_compact_and_follows_its_window(art):
+    """The counts, class mix and confidence the monitor keeps window by window equal those of
+    the windows it holds, after old windows have left; the mean is exact while it fills."""
+    from features.baseline import bin_counts
 
+    names = art.baseline["names"]
+    preds = Engine(art).push("s", clean_audio(42, 40.0))
     monitor = DriftMonitor(art, window=100, every=10, min_windows=100)
-    states = stream(art, monitor, Engine(art), clean_audio(42, 40.0))
-    assert len(states) > 150  # the 100-window history wrapped
-    st = monitor.streams["s"]
-    X = np.stack(st["X"]).astype(np.float64)[:, : len(art.baseline["names"])]
-    want = psi(X, art.baseline["edges"], art.baseline["shares"])
-    np.testing.assert_allclose(psi_from_counts(st["counts"], len(X), art.baseline["shares"]),
-                               want, rtol=1e-12)
-    assert st["counts"].sum() == X.size
+    for p in preds[:100]:
+        monitor.process(p)
+    hist = monitor.streams["s"]["history"]
+    X = np.stack([p.vector[: len(names)] for p in preds[:100]])
+    np.testing.assert_allclose(hist.mean, X.mean(axis=0, dtype=np.float64), rtol=1e-9, atol=1e-9)
+    for p in preds[100:]:
+        monitor.process(p)
+    assert len(preds) > 150  # the 100-window history wrapped
+    held = preds[-100:]
+    X = np.stack([p.vector[: len(names)] for p in held])
+    np.testing.assert_array_equal(hist.counts, bin_counts(X, art.baseline["edges"]))
+    labels = art.baseline["labels"]
+    np.testing.assert_array_equal(hist.class_counts,
+                                  [sum(p.label == lab for p in held) for lab in labels])
+    assert hist.mean_confidence() == pytest.approx(np.mean([p.probability for p in held]))
+    assert hist.nbytes < 0.2 * X.nbytes * 480 / 100  # far below the vectors it summarises
+    monitor.forget("s")
+    assert monitor.nbytes == 0 and monitor.state("s") == OK
 
 
 def test_long_in_distribution_run_never_drifts(art):
