@@ -196,3 +196,24 @@ def test_metrics_endpoint(art):
         server.shutdown()
     assert f"audioclf_windows_scored_total {engine.windows_scored}" in body
     assert "audioclf_drift_state 0" in body and "# TYPE audioclf_drift_score gauge" in body
+
+
+def test_consumer_drops_drift_history_with_its_streams(art):
+    """A Kafka consumer's per-stream drift histories go when their streams go (eviction,
+    revoked partitions), and are counted in its reported state."""
+    from stream.consume import ConsumeService, StreamTrack
+
+    monitor = DriftMonitor(art)
+    svc = ConsumeService(art, {"bootstrap_servers": ["unused:9092"]}, ["t"], "g", "out",
+                         monitor=monitor, idle_timeout=60)
+    for sid in ("kept", "evicted", "left-over"):
+        for p in Engine(art).push(sid, clean_audio(7, 3.0)):
+            monitor.process(p)
+    svc.tracks = {"kept": StreamTrack(tp=None), "evicted": StreamTrack(tp=None)}
+    svc.tracks["evicted"].last_seen -= 120
+    before = monitor.nbytes
+    svc._evict_idle()  # "evicted" timed out; "left-over" was rebuilt after its stream went
+    assert set(monitor.streams) == {"kept"} and monitor.nbytes == before / 3
+    assert svc.status()["state_bytes"] == monitor.nbytes  # no audio state in this engine
+    svc._drop_stream("kept")
+    assert monitor.streams == {} and monitor.nbytes == 0
