@@ -141,9 +141,8 @@ class FeatureConfig:
         if unknown:
             raise FeatureConfigError(
                 f"feature config has fields this code does not know: {sorted(unknown)}")
-        if "core_db" not in d and "active_db" in d:
-            # saved before the core had its own gate: it was the active frames
-            d = {**d, "core_db": d["active_db"]}
+        if "core_db" not in d:  # saved before the core had its own gate: it was the active frames
+            d = {**d, "core_db": d.get("active_db", cls.active_db)}
         return cls(**d)
 
     def to_json(self) -> str:
