@@ -1,9 +1,10 @@
 """Drift monitoring off the hot path: a thread compares recent windows with the model's baseline.
 
 The engine thread only ``submit``s predictions into a bounded queue (drop-oldest when the
-monitor is behind, counted). The monitor keeps a rolling window of recent feature vectors and
-predicted labels and, every ``every`` windows, computes per-feature PSI, KS and standardised
-mean shift against the training baseline, the share of drifted features (Evidently's
+monitor is behind, counted). Per stream it keeps a bounded summary of the recent windows
+(:class:`StreamHistory`: baseline-bin counts, mean, predicted classes, confidences) and, every
+``every`` windows, computes per-feature PSI, KS and standardised mean shift against the
+training baseline, the share of drifted features (Evidently's
 drift_share), the prediction-distribution PSI against training class frequencies, and the drop
 in mean top-class confidence. :class:`DriftDetector` turns those into OK/WARN/DRIFT with
 hysteresis.
