@@ -48,6 +48,7 @@ class FrameAnalyzer:
         self.mel_fb = sp.mel_filterbank(cfg.sr, cfg.n_fft, cfg.n_mels, cfg.fmin,
                                         cfg.fmax).astype(np.float64)
         self.dct = sp.dct_matrix(cfg.n_mels, cfg.n_mfcc).astype(np.float64)
+        self._silent_row = None  # built on first use (see silent_row)
 
     BLOCK = 128  # frames per pass: keeps the float64 temporaries in cache
 
@@ -71,7 +72,7 @@ class FrameAnalyzer:
         """The row of an all-zero frame (rows depend on their own frame only), computed in a full
         block: BLAS rounding varies with the batch size (~1e-15), and a full block gives the
         exact zeros the DCT of a constant log-mel has."""
-        if getattr(self, "_silent_row", None) is None:
+        if self._silent_row is None:
             rows = np.empty((self.BLOCK, self.layout.width), dtype=np.float32)
             self._analyze_block(np.zeros((self.BLOCK, self.cfg.n_fft), np.float32), rows)
             self._silent_row = rows[0]
@@ -200,7 +201,11 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
 
 
 def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
-    """Statistics over the frames where ``mask`` holds: Z ``(N, D, F)`` float64, mask ``(N, F)`` -> ``(N, len(stats), D)``."""
+    """Statistics over the frames where ``mask`` holds, summed in float64.
+
+    Z ``(N, D, F)``, mask ``(N, F)`` -> ``(N, len(stats), D)``.
+    """
+    Z = np.asarray(Z, dtype=np.float64)  # no copy for the frame statistics; flux is float32
     m = mask[:, None, :]
     count = mask.sum(axis=1)[:, None]  # (N, 1), >= 1
     mean = np.where(m, Z, 0).sum(axis=2) / count
