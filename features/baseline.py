@@ -35,12 +35,18 @@ def build_baseline(X: np.ndarray, names: list[str], predictions=None, labels=Non
         "std": X.std(axis=0).astype(np.float32),
     }
     if predictions is not None and labels is not None:
-        counts = np.array([np.sum(np.asarray(predictions) == lab) for lab in labels], float)
+        counts = class_counts(predictions, labels).astype(np.float64)
         base["class_freq"] = (counts / max(counts.sum(), 1)).astype(np.float32)
         base["labels"] = list(labels)
     if confidence is not None:
         base["confidence"] = float(confidence)
     return base
+
+
+def class_counts(predictions, labels) -> np.ndarray:
+    """How many of ``predictions`` are each of ``labels``, in that order."""
+    predictions = np.asarray(predictions)
+    return np.array([np.sum(predictions == lab) for lab in labels])
 
 
 def bin_shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

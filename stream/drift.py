@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.baseline import (bin_counts, bin_index, ks_from_counts, ks_statistic,
-                               psi_from_counts, standardised_shift)
+from features.baseline import (bin_counts, bin_index, class_counts, ks_from_counts,
+                               ks_statistic, psi_from_counts, standardised_shift)
 
 OK, WARN, DRIFT = "OK", "WARN", "DRIFT"
 _RANK = {OK: 0, WARN: 1, DRIFT: 2}
@@ -81,12 +81,11 @@ def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresho
     (``drift-report``; the monitor keeps the same summaries window by window)."""
     names = baseline["names"]
     X = np.asarray(X)[:, : len(names)]  # float32 from the engine: converted where needed
-    class_counts = None
+    counts_c = None
     if "class_freq" in baseline and labels_pred is not None:
-        labels_pred = np.asarray(labels_pred)
-        class_counts = np.array([np.sum(labels_pred == lab) for lab in baseline["labels"]])
+        counts_c = class_counts(labels_pred, baseline["labels"])
     result = evaluate_summary(
-        bin_counts(X, baseline["edges"]), X.mean(axis=0, dtype=np.float64), class_counts,
+        bin_counts(X, baseline["edges"]), X.mean(axis=0, dtype=np.float64), counts_c,
         None if confidences is None else float(np.mean(confidences)), baseline, th)
     # with the values at hand, KS at the baseline's full quantile resolution
     top = [names.index(f["name"]) for f in result["top_features"]]
@@ -95,7 +94,7 @@ def evaluate_window(X: np.ndarray, labels_pred, baseline: dict, th: DriftThresho
     return result
 
 
-def evaluate_summary(counts: np.ndarray, mean: np.ndarray, class_counts, mean_confidence,
+def evaluate_summary(counts: np.ndarray, mean: np.ndarray, predicted_counts, mean_confidence,
                      baseline: dict, th: DriftThresholds) -> dict:
     """Drift level of recent windows from their summaries: baseline-bin counts per feature
     ``(n_features, n_bins)``, mean vector, predicted-class counts (or None) and mean top-class
@@ -124,8 +123,8 @@ def evaluate_summary(counts: np.ndarray, mean: np.ndarray, class_counts, mean_co
         result["level_psi"] = round(float(p[j]), 3)
         if shift[j] >= th.level_shift_sd or p[j] >= th.level_psi_drift:
             level = DRIFT
-    if "class_freq" in baseline and class_counts is not None:
-        counts_c = np.asarray(class_counts, dtype=np.float64)
+    if "class_freq" in baseline and predicted_counts is not None:
+        counts_c = np.asarray(predicted_counts, dtype=np.float64)
         recent = np.maximum(counts_c / max(counts_c.sum(), 1), 1e-4)
         base = np.maximum(baseline["class_freq"].astype(np.float64), 1e-4)
         pred_psi = float(np.sum((recent - base) * np.log(recent / base)))
