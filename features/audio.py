@@ -63,6 +63,17 @@ def audio_info(path) -> AudioInfo:
     """Header information of an audio file, validated (exists, non-empty, decodable, sane rate)."""
     import soundfile as sf
 
+    path = _existing_file(path)
+    try:
+        with sf.SoundFile(path) as fh:
+            return _checked_info(path, fh)
+    except AudioError:
+        raise
+    except Exception as exc:  # libsndfile reports format problems as several exception types
+        raise AudioError(path, f"not a readable audio file ({_one_line(exc)})") from None
+
+
+def _existing_file(path) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise AudioError(path, "no such file")
@@ -70,15 +81,15 @@ def audio_info(path) -> AudioInfo:
         raise AudioError(path, "is a directory, not an audio file")
     if os.path.getsize(path) == 0:
         raise AudioError(path, "empty file (0 bytes)")
-    try:
-        info = sf.info(path)
-    except Exception as exc:  # libsndfile reports format problems as several exception types
-        raise AudioError(path, f"not a readable audio file ({_one_line(exc)})") from None
-    check_sample_rate(info.samplerate, path)
-    if info.channels < 1:
-        raise AudioError(path, f"invalid channel count {info.channels}")
-    return AudioInfo(path, info.format, info.subtype, int(info.samplerate), int(info.channels),
-                     int(info.frames))
+    return path
+
+
+def _checked_info(path: str, fh) -> AudioInfo:
+    check_sample_rate(fh.samplerate, path)
+    if fh.channels < 1:
+        raise AudioError(path, f"invalid channel count {fh.channels}")
+    return AudioInfo(path, fh.format, fh.subtype, int(fh.samplerate), int(fh.channels),
+                     int(fh.frames))
 
 
 def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
@@ -90,12 +101,18 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
     """
     import soundfile as sf
 
-    info = audio_info(path)
-    path = info.path
+    path = _existing_file(path)
     try:
-        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})") from None
+        fh = sf.SoundFile(path)  # one open: header checks and decoding share it
+    except Exception as exc:  # libsndfile reports format problems as several exception types
+        raise AudioError(path, f"not a readable audio file ({_one_line(exc)})") from None
+    with fh:
+        info = _checked_info(path, fh)
+        try:
+            data = fh.read(dtype="float32", always_2d=True)
+        except Exception as exc:
+            raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})") from None
+    file_sr = info.sample_rate
     if data.shape[0] == 0:
         raise AudioError(path, "no audio samples after decoding (zero length)")
     declared = _declared_riff_frames(path)
