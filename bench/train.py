@@ -7,7 +7,9 @@ features, successive-halving search over 12 settings with speaker-grouped 4-fold
 validation, refit. Reference (what most users write): librosa MFCC + spectral statistics per
 clip (mean/std, joblib with 2 processes), then scikit-learn's RandomizedSearchCV over the same
 12 settings with the same grouped folds (n_jobs=2), refit. Both are scored on FSDD's official
-test split (index 0-4) and with leave-one-speaker-out on the best settings.
+test split (index 0-4) and with leave-one-speaker-out on the best settings. Each pipeline starts
+with fresh worker processes, as it would from a terminal: joblib reuses its workers between
+calls, and the second pipeline would otherwise find them started and their imports done.
 """
 from __future__ import annotations
 
@@ -25,6 +27,13 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(
 sys.path.insert(0, ROOT)
 
 FSDD = os.path.join(ROOT, "..", "shared", "data", "fsdd")
+
+
+def fresh_workers():
+    """Stop joblib's reusable worker processes, so the next pipeline pays its own start-up."""
+    from joblib.externals.loky import get_reusable_executor
+
+    get_reusable_executor().shutdown(wait=True)
 
 
 def librosa_features(path):
@@ -51,6 +60,7 @@ def reference(rows, n_iter, seed):
 
     from train.fit import SEARCH_SPACE
 
+    fresh_workers()
     t = time.perf_counter()
     X = np.stack(Parallel(n_jobs=2)(delayed(librosa_features)(r["path"]) for r in rows))
     t_feat = time.perf_counter() - t
@@ -104,6 +114,7 @@ def ours(rows, n_iter, seed):
             w.writerow(["path", "label", "group", "split"])
             for r in rows:
                 w.writerow([r["path"], r["digit"], r["speaker"], r["split"]])
+        fresh_workers()
         t = time.perf_counter()
         res = train_model(load_dataset(manifest), FeatureConfig(),
                           TrainOptions(n_iter=n_iter, n_jobs=2, seed=seed, cache_dir=None,
