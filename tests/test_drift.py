@@ -66,29 +66,45 @@ def stream(art, monitor, engine, y, sid="s"):
 
 
 def test_monitor_history_is_compact_and_follows_its_window(art):
-    """The counts, class mix and confidence the monitor keeps window by window equal those of
-    the windows it holds, after old windows have left; the mean is exact while it fills."""
-    from features.baseline import bin_counts
+    """The monitor's per-stream summary equals a weighted recount of the windows themselves:
+    plain averages while the first ``size`` arrive, then each window weighted
+    alpha * (1 - alpha)**age (the first ``size`` sharing the decayed remainder); the class mix
+    and confidence are those of the last ``size`` windows."""
+    from features.baseline import bin_index
 
-    names = art.baseline["names"]
+    names, edges = art.baseline["names"], art.baseline["edges"]
     preds = Engine(art).push("s", clean_audio(42, 40.0))
-    monitor = DriftMonitor(art, window=100, every=10, min_windows=100)
-    for p in preds[:100]:
+    size = 100
+    monitor = DriftMonitor(art, window=size, every=10, min_windows=size)
+
+    def recount(held):
+        X = np.stack([p.vector[: len(names)] for p in held]).astype(np.float64)
+        alpha, later = 2 / (size + 1), len(held) - size
+        w = np.r_[np.full(size, (1 - alpha) ** later / size),
+                  alpha * (1 - alpha) ** np.arange(later - 1, -1, -1)]
+        onehot = np.zeros((len(held), len(names), edges.shape[1] + 1))
+        np.put_along_axis(onehot, bin_index(X, edges)[..., None], 1.0, axis=2)
+        return np.einsum("w,wtb->tb", w, onehot) * size, w @ X
+
+    for p in preds[:size]:
         monitor.process(p)
     hist = monitor.streams["s"]["history"]
-    X = np.stack([p.vector[: len(names)] for p in preds[:100]])
-    np.testing.assert_allclose(hist.mean, X.mean(axis=0, dtype=np.float64), rtol=1e-9, atol=1e-9)
-    for p in preds[100:]:
+    counts, mean = recount(preds[:size])
+    np.testing.assert_allclose(hist.counts, counts, atol=1e-4)  # plain counts while filling
+    np.testing.assert_allclose(hist.mean, mean, rtol=1e-9, atol=1e-9)
+    for p in preds[size:]:
         monitor.process(p)
-    assert len(preds) > 150  # the 100-window history wrapped
-    held = preds[-100:]
-    X = np.stack([p.vector[: len(names)] for p in held])
-    np.testing.assert_array_equal(hist.counts, bin_counts(X, art.baseline["edges"]))
+    assert len(preds) > 1.5 * size  # the history went on past its size
+    counts, mean = recount(preds)
+    np.testing.assert_allclose(hist.counts, counts, atol=1e-3)
+    np.testing.assert_allclose(hist.mean, mean, rtol=1e-9, atol=1e-9)
+    held = preds[-size:]
     labels = art.baseline["labels"]
     np.testing.assert_array_equal(hist.class_counts,
                                   [sum(p.label == lab for p in held) for lab in labels])
     assert hist.mean_confidence() == pytest.approx(np.mean([p.probability for p in held]))
-    assert hist.nbytes < 0.2 * X.nbytes * 480 / 100  # far below the vectors it summarises
+    X = np.stack([p.vector[: len(names)] for p in preds])
+    assert hist.nbytes < 0.1 * X.nbytes * 480 / len(preds)  # far below 480 vectors
     monitor.forget("s")
     assert monitor.nbytes == 0 and monitor.state("s") == OK
 
