@@ -5,6 +5,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from features.audio import lowpass_fir
+
 
 class StreamResampler:
     """Resample a stream ``from_sr -> to_sr`` block by block with one windowed-sinc FIR.
@@ -15,8 +17,6 @@ class StreamResampler:
     """
 
     def __init__(self, from_sr: int, to_sr: int, taps_per_phase: int = 24):
-        from scipy.signal import firwin
-
         ratio = Fraction(int(to_sr), int(from_sr))
         self.up, self.down = ratio.numerator, ratio.denominator
         self.identity = self.up == self.down == 1
@@ -25,7 +25,7 @@ class StreamResampler:
         n_taps = taps_per_phase * self.up
         if n_taps % 2 == 0:
             n_taps += 1
-        h = firwin(n_taps, 1.0 / max(self.up, self.down), window=("kaiser", 8.0)) * self.up
+        h = lowpass_fir(n_taps, 1.0 / max(self.up, self.down), beta=8.0) * self.up
         self.K = -(-n_taps // self.up)  # input samples per output sample
         h = np.pad(h, (0, self.K * self.up - n_taps))
         # weights[phase, j] multiplies x[i_max - j] for outputs whose upsampled index has `phase`

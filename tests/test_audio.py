@@ -53,6 +53,34 @@ def test_resampling_keeps_duration_and_pitch(tmp_path, file_sr):
     assert native_sr == file_sr and len(y_native) == file_sr
 
 
+@pytest.mark.parametrize("rates", [(8000, 16000), (44100, 16000), (48000, 16000),
+                                   (22050, 16000), (16000, 44100), (11025, 16000)])
+def test_resample_equals_scipy_resample_poly(rates):
+    """Our polyphase resampler (no scipy.signal import) against scipy's, with the filter scipy
+    designs by default, on lengths from one sample to two seconds and a (2, 3, n) batch."""
+    from fractions import Fraction
+
+    from scipy.signal import firwin, resample_poly
+
+    from features.audio import resample
+
+    orig, target = rates
+    r = Fraction(target, orig)
+    up, down = r.numerator, r.denominator
+    h = firwin(2 * 10 * max(up, down) + 1, 1 / max(up, down), window=("kaiser", 5.0))
+    rng = np.random.default_rng(up * 7 + down)
+    for n in (1, 5, 999, 2 * orig + 3):
+        x = (0.3 * rng.standard_normal(n)).astype(np.float32)
+        want = resample_poly(x, up, down, window=h.astype(np.float32))
+        got = resample(x, orig, target)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    batch = (0.3 * rng.standard_normal((2, 3, 1000))).astype(np.float32)
+    np.testing.assert_allclose(resample(batch, orig, target),
+                               resample_poly(batch, up, down, axis=-1,
+                                             window=h.astype(np.float32)), atol=1e-6)
+
+
 def _bad(path, content: bytes):
     path.write_bytes(content)
     return path
