@@ -95,7 +95,8 @@ def cmd_train(args) -> int:
                         cache_dir=None if args.no_cache else (args.cache or ""),
                         progress=not args.json, name=args.name or _stem(args.out),
                         target_unit=args.target_unit or "",
-                        families=tuple(args.families.split(",")))
+                        families=tuple(args.families.split(",")),
+                        max_model_mb=args.max_model_mb or None)
     result = train_model(ds, cfg, opts)
     digest = save_model(result.artifact, args.out)
     search_json = args.search_json or os.path.splitext(args.out)[0] + ".search.json"
@@ -139,11 +140,12 @@ def _print_search(console, rows):
     from rich.table import Table
     t = Table(title="hyperparameter search (mean grouped-CV score)")
     for col in ("family", "n_estimators", "max_depth", "max_features", "min_samples_leaf",
-                "train rows", "trees", "score", "std"):
+                "max leaves", "train rows", "trees", "score", "std"):
         t.add_column(col, justify="right")
     for r in rows:
         t.add_row(r["family"], str(r["n_estimators"]), str(r["max_depth"]),
-                  str(r["max_features"]), str(r["min_samples_leaf"]), str(r["train_rows"]),
+                  str(r["max_features"]), str(r["min_samples_leaf"]),
+                  str(r.get("max_leaf_nodes") or "-"), str(r["train_rows"]),
                   str(r.get("trees", r["n_estimators"])), f"{r['score']:.4f}", f"{r['std']:.4f}")
     console.print(t)
 
@@ -487,6 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cv", type=int, default=4, help="grouped CV folds (default 4)")
     s.add_argument("--families", default="rf,et", help="forest families: rf, et or rf,et")
     s.add_argument("--jobs", type=int, default=-1, help="parallel workers (default all cores)")
+    s.add_argument("--max-model-mb", type=float, default=100.0, metavar="MB",
+                   help="cap each tree's leaves so the forest stays within MB (default 100; "
+                        "0: no cap)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--cache", metavar="DIR", help="feature cache folder")
     s.add_argument("--no-cache", action="store_true", help="do not read or write the cache")

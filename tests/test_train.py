@@ -274,6 +274,38 @@ def test_usage_errors_are_one_line(two_class, tmp_path):
     assert "internal" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+def test_model_size_budget_caps_leaves(tmp_path):
+    """Fully grown trees grow with the data; with ``max_model_mb`` the search and the final fit
+    cap leaves so the forest's nodes fit the budget, and the search table shows the cap."""
+    from dataclasses import replace
+
+    from train.fit import NODE_BYTES, leaf_cap
+
+    root = generate_dataset(tmp_path / "long", n_per_class=5, seed=4, seconds=4.0)
+    ds = load_dataset(root)
+
+    def node_bytes(res):
+        model = res.artifact.estimator
+        per_node = NODE_BYTES + 8 * len(model.classes_)
+        return sum(e.tree_.node_count for e in model.estimators_) * per_node
+
+    opts = replace(FAST, max_model_mb=None)
+    free = train_model(ds, FeatureConfig(), opts)
+    budget_mb = node_bytes(free) / 1e6 / 4  # a quarter of what the uncapped forest takes
+    capped = train_model(ds, FeatureConfig(), replace(opts, max_model_mb=budget_mb))
+    assert node_bytes(capped) <= budget_mb * 1e6 < node_bytes(free)
+    best = capped.search[0]
+    assert capped.artifact.estimator.max_leaf_nodes == best["max_leaf_nodes"] > 1
+    assert free.search[0]["max_leaf_nodes"] is None
+    accuracy = [r.artifact.metrics["validation"]["accuracy"] for r in (free, capped)]
+    assert accuracy[1] >= accuracy[0] - 0.15  # a quarter of the nodes, not a broken model
+    # a cap no tree could reach is not set (depth-first growth, as without a budget)
+    setting = {"n_estimators": 100, "min_samples_leaf": 2}
+    assert leaf_cap(setting, 500, 500, 10, 1000.0) is None
+    assert leaf_cap(setting, 500, 500, 10, 0.5) == 17  # 0.5 MB / (100 * 144 B) = 34 nodes
+    assert leaf_cap(setting, 250, 500, 10, 0.5) == 8  # half the rows: half the leaves
+
+
 def test_search_halves_rows_and_trees_down_to_one_finalist():
     from train.fit import MIN_SEARCH_TREES, candidate_settings, search
 

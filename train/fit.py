@@ -33,6 +33,9 @@ class TrainOptions:
     name: str = "model"
     target_unit: str = ""
     families: tuple = ("rf", "et")  # RandomForest and/or ExtraTrees
+    # fully grown trees grow with the data: 20k windows of 10 classes made a 420 MB forest;
+    # above this size the search and the final fit cap each tree's leaves (None: no cap)
+    max_model_mb: float | None = 100.0
 
 
 @dataclass
@@ -79,9 +82,29 @@ def cv_splits(task: str, y, groups, folds, n_splits: int, seed: int):
 
 
 MIN_SEARCH_TREES = 20  # fewest trees a shortened early-round forest gets
+NODE_BYTES = 64  # a scikit-learn tree node, before its stored values (8 bytes each)
 
 
-def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
+def leaf_cap(setting: dict, n_rows: int, n_full: int, n_values: int,
+             max_model_mb: float | None) -> int | None:
+    """``max_leaf_nodes`` for a forest of ``setting`` fitted on ``n_rows`` of ``n_full`` rows,
+    so that the full model (``setting['n_estimators']`` trees on ``n_full`` rows) stays within
+    ``max_model_mb``; None where no tree could reach the cap (the tree is then grown
+    depth-first as without one).
+
+    A node costs ``NODE_BYTES`` plus 8 bytes per stored value (``n_values``: classes, or 1 for
+    regression) and a tree of L leaves has 2L - 1 nodes. A forest fitted on fewer rows (an
+    early search round) gets the same share of the leaves, as its trees would have grown.
+    """
+    if max_model_mb is None:
+        return None
+    nodes = max_model_mb * 1e6 / (setting["n_estimators"] * (NODE_BYTES + 8 * n_values))
+    leaves = max(2, int((nodes + 1) // 2 * n_rows / max(n_full, 1)))
+    return leaves if n_rows / setting["min_samples_leaf"] > leaves else None
+
+
+def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
+           max_model_mb: float | None = None):
     """Successive halving over ``settings`` with grouped CV; rows sorted best first.
 
     Round r fits every remaining setting on every split with a budget of
@@ -92,10 +115,13 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
     finalist, which the last round fits in full on every fold (its out-of-fold predictions
     are the validation metrics). Validation parts are never subsampled. Each row reports the
     score of the last round the setting reached, with that round's rows per fold and trees.
+    With ``max_model_mb``, every fit has the leaf cap (:func:`leaf_cap`) its setting would get
+    on all of ``X``.
     """
     from joblib import Parallel, delayed
 
     rng = np.random.default_rng(seed)
+    n_values = len(np.unique(y)) if task == "classify" else 1
     rounds = max(0, int(np.ceil(np.log(max(len(settings), 1)) / np.log(factor))) - 1)
     alive = list(range(len(settings)))
     rows = {}
@@ -105,8 +131,11 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
         last = r == rounds
         budget = [dict(settings[i], n_estimators=_trees(settings[i]["n_estimators"], frac))
                   for i in alive]
-        jobs = [delayed(_fit_score)(task, X, y, tr, va, setting, seed, keep=last)
-                for setting in budget for tr, va in sub]
+        jobs = [delayed(_fit_score)(task, X, y, tr, va,
+                                    dict(setting, max_leaf_nodes=leaf_cap(
+                                        settings[i], len(tr), len(X), n_values, max_model_mb)),
+                                    seed, keep=last)
+                for i, setting in zip(alive, budget) for tr, va in sub]
         results = Parallel(n_jobs=n_jobs)(jobs)
         for k, i in enumerate(alive):
             fold_results = results[k * len(sub):(k + 1) * len(sub)]
@@ -114,7 +143,10 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3):
             rows[i] = {**{key: settings[i][key] for key in ("family", *SEARCH_SPACE)},
                        "score": float(np.mean(fold_scores)), "std": float(np.std(fold_scores)),
                        "round": r, "train_rows": int(np.mean([len(tr) for tr, _ in sub])),
-                       "trees": budget[k]["n_estimators"]}
+                       "trees": budget[k]["n_estimators"],
+                       # the cap the final model would get with this setting (None: none)
+                       "max_leaf_nodes": leaf_cap(settings[i], len(X), len(X), n_values,
+                                                  max_model_mb)}
             if last:  # out-of-fold predictions of the finalists, for validation metrics
                 rows[i]["_oof"] = [pred for _, pred in fold_results]
         if r < rounds:
@@ -162,7 +194,8 @@ def _subsample(idx, y, frac, rng, task):
 def _fit_score(task, X, y, tr, va, setting, seed, keep=False):
     """Fit on ``tr``, score on ``va``; with ``keep`` also return the validation predictions."""
     model = _forest(task, setting["family"], seed)
-    model.set_params(**{k: setting[k] for k in SEARCH_SPACE})
+    model.set_params(max_leaf_nodes=setting.get("max_leaf_nodes"),
+                     **{k: setting[k] for k in SEARCH_SPACE})
     model.fit(X[tr], y[tr])
     if task == "classify":
         proba = model.predict_proba(X[va])
@@ -202,7 +235,8 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
              if ds.has_folds else None)
     splits = cv_splits(ds.task, y_tr, groups, folds, opts.cv, opts.seed)
     settings = candidate_settings(opts)
-    rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed)
+    rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed,
+                  max_model_mb=opts.max_model_mb)
     best = rows[0]
 
     # validation predictions of the chosen setting (out-of-fold), for metrics and the baseline
@@ -210,7 +244,10 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     for row in rows:
         row.pop("_oof", None)
     model = _forest(ds.task, best["family"], opts.seed)
-    model.set_params(n_jobs=opts.n_jobs, **{k: best[k] for k in SEARCH_SPACE})
+    n_values = len(set(y_tr)) if ds.task == "classify" else 1
+    model.set_params(n_jobs=opts.n_jobs, max_leaf_nodes=leaf_cap(
+        best, len(X_tr), len(X_tr), n_values, opts.max_model_mb),
+        **{k: best[k] for k in SEARCH_SPACE})
     model.fit(X_tr, y_tr)
     model.set_params(n_jobs=1)  # live scoring is one small batch at a time
     labels = [str(c) for c in model.classes_] if ds.task == "classify" else None
