@@ -93,8 +93,8 @@ def leaf_cap(setting: dict, n_rows: int, n_full: int, n_values: int,
     depth-first as without one).
 
     A node costs ``NODE_BYTES`` plus 8 bytes per stored value (``n_values``: classes, or 1 for
-    regression) and a tree of L leaves has 2L - 1 nodes. A forest fitted on fewer rows (an
-    early search round) gets the same share of the leaves, as its trees would have grown.
+    regression) and a tree of L leaves has 2L - 1 nodes. A forest fitted on fewer rows (a
+    cross-validation fold) gets the same share of the leaves.
     """
     if max_model_mb is None:
         return None
@@ -115,8 +115,8 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
     finalist, which the last round fits in full on every fold (its out-of-fold predictions
     are the validation metrics). Validation parts are never subsampled. Each row reports the
     score of the last round the setting reached, with that round's rows per fold and trees.
-    With ``max_model_mb``, every fit has the leaf cap (:func:`leaf_cap`) its setting would get
-    on all of ``X``.
+    With ``max_model_mb``, the last round's fits have the leaf cap (:func:`leaf_cap`) their
+    setting gets on all of ``X``.
     """
     from joblib import Parallel, delayed
 
@@ -131,9 +131,14 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
         last = r == rounds
         budget = [dict(settings[i], n_estimators=_trees(settings[i]["n_estimators"], frac))
                   for i in alive]
+        # the last round validates the model as it will be fitted: with its leaf cap. Earlier
+        # rounds are not capped: their forests are discarded, and a cap scaled down to their
+        # few rows would bind where the full model's does not (small trees have relatively
+        # more leaves) and change the ranking
         jobs = [delayed(_fit_score)(task, X, y, tr, va,
                                     dict(setting, max_leaf_nodes=leaf_cap(
-                                        settings[i], len(tr), len(X), n_values, max_model_mb)),
+                                        settings[i], len(tr), len(X), n_values,
+                                        max_model_mb if last else None)),
                                     seed, keep=last)
                 for i, setting in zip(alive, budget) for tr, va in sub]
         results = Parallel(n_jobs=n_jobs)(jobs)
