@@ -137,16 +137,21 @@ def _jsonable(obj):
 
 
 def _print_search(console, rows):
+    from rich import box
     from rich.table import Table
-    t = Table(title="hyperparameter search (mean grouped-CV score)")
-    for col in ("family", "n_estimators", "max_depth", "max_features", "min_samples_leaf",
-                "max leaves", "train rows", "trees", "score", "std"):
-        t.add_column(col, justify="right")
+
+    # compact, so the whole table fits 80 columns (logs, pipes) and no figure is cut short
+    t = Table(title="hyperparameter search (mean grouped-CV score)", box=box.SIMPLE_HEAD,
+              pad_edge=False, caption="trees: fitted in the setting's last round / the "
+              "setting's; leaf: min samples; cap: max leaves per tree (model-size budget); "
+              "rows: training rows per fold")
+    for col in ("family", "trees", "depth", "features", "leaf", "cap", "rows", "score", "std"):
+        t.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        t.add_row(r["family"], str(r["n_estimators"]), str(r["max_depth"]),
-                  str(r["max_features"]), str(r["min_samples_leaf"]),
+        t.add_row(r["family"], f"{r.get('trees', r['n_estimators'])}/{r['n_estimators']}",
+                  str(r["max_depth"]), str(r["max_features"]), str(r["min_samples_leaf"]),
                   str(r.get("max_leaf_nodes") or "-"), str(r["train_rows"]),
-                  str(r.get("trees", r["n_estimators"])), f"{r['score']:.4f}", f"{r['std']:.4f}")
+                  f"{r['score']:.4f}", f"{r['std']:.4f}")
     console.print(t)
 
 
