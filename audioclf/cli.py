@@ -608,6 +608,9 @@ _REGISTRARS: list = []  # filled by the command modules below, in help order
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()  # block-wise numpy work: see audioclf/memory.py
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -54,6 +54,8 @@ def main():
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)  # as `audioclf consume` does
+    from audioclf.memory import keep_freed_memory
+    keep_freed_memory()  # as `audioclf` does, here for the bare loop as well
     bootstrap = args.bootstrap or subprocess.run(
         [os.path.join(ROOT, "..", "shared", "tools", "kafka-broker.sh"), "start"],
         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
@@ -76,6 +78,7 @@ def main():
                                                SR, c, sample_index=c * CHUNK)
             producer.send(topic, key=key, value=value, headers=headers)
     producer.flush()
+    producer.close()  # its buffers are no part of the consumer measured below
     total = n_chunks * args.streams
     audio_seconds = total * CHUNK / SR
     print(f"produced {total} messages ({audio_seconds:.0f} audio-s) in {time.perf_counter() - t:.1f} s")

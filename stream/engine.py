@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from audioclf.artifact import ModelArtifact
+from audioclf.memory import keep_freed_memory
 from audioclf.postprocess import Hysteresis, Smoother
 from features import IncrementalFeatures
 from features.extract import _analyzer, feature_names, window_vectors
@@ -92,6 +93,7 @@ class StreamState:
 class Engine:
     def __init__(self, art: ModelArtifact, smooth: int = 1, ema: float | None = None,
                  hysteresis: dict | None = None, keep_audio: bool = False):
+        keep_freed_memory()  # a process that streams features: see audioclf/memory.py
         self.art = art
         self.cfg = art.feature_config
         self.analyzer = _analyzer(self.cfg)

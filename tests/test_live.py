@@ -69,6 +69,20 @@ def test_listen_file_equals_predict(tmp_path):
         assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_allocator_tuning_is_applied_once_and_can_be_turned_off():
+    """The engine keeps freed heap in the process (glibc): half the frame-analysis cost was
+    page faults. Here: applied by an engine, idempotent, and AUDIOCLF_MALLOC_TUNING=0 keeps
+    the C library's defaults."""
+    code = ("import sys; from audioclf.artifact import load_model; import audioclf.memory as m; "
+            "from models import default_model_path; from stream.engine import Engine; "
+            "Engine(load_model(default_model_path())); print(m._done, m.keep_freed_memory())")
+    for env, want in (({}, "True True"), ({"AUDIOCLF_MALLOC_TUNING": "0"}, "False False")):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env={**os.environ, **env}, timeout=60)
+        assert out.stdout.split() == want.split(), out.stderr
+
+
 def test_engine_resamples_other_device_rates():
     art = load_model(default_model_path())
     rng = np.random.default_rng(8)

@@ -75,7 +75,10 @@ def extract_windows(paths: list[str], cfg: FeatureConfig, n_jobs: int = -1,
 
 def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
     """Worker: ``{index: (starts, X) | error message}`` and the number of cache hits."""
+    from audioclf.memory import keep_freed_memory
     from features import n_features
+
+    keep_freed_memory()  # see audioclf/memory.py (once per worker process)
 
     out, todo, hits = {}, [], 0
     width = n_features(cfg)

@@ -301,7 +301,10 @@ def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
 
 
 def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray | None:
+    from audioclf.memory import keep_freed_memory
     from features import AudioError, read_audio, signal_windows
+
+    keep_freed_memory()
 
     parts, total = [], 0
     for path in paths:
