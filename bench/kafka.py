@@ -130,6 +130,9 @@ def main():
           f"streams; {svc.stats.windows} windows; CPU {cpu / ours:.2f} cores")
     print(f"ratio to the ceiling      : {bare / ours:.2f}x of bare (target >= 0.5)")
     print(f"per stream on one core    : {audio_seconds / cpu:9.0f} audio-s per CPU-s (target >= 500)")
+    if monitor is not None:
+        print(f"drift monitor             : {monitor.evaluations} evaluations, "
+              f"{monitor.dropped} windows dropped by its queue")
     print(f"state{' (incl. drift history)' if monitor else ''}: "
           f"{state / args.streams / 1024:.1f} KiB per stream (target <= 256), RSS "
           f"{rss1:.0f} MB ({rss1 - rss0:+.0f} MB while consuming {args.streams} streams)")

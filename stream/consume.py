@@ -234,6 +234,8 @@ class ConsumeService:
             position[stream_id] = start + n
             self.tracks[stream_id].history.append((offset, start, start + n))
         cfg = self.art.feature_config
+        if self.monitor is not None:
+            self.monitor.submit_many(preds)
         out = []
         for p in preds:
             track = self.tracks[p.stream_id]
@@ -242,8 +244,6 @@ class ConsumeService:
             track.next_window_start = w_start + cfg.window_hop_samples
             span = track.contributing(w_start, w_start + cfg.window_samples)
             offsets = [[track.tp.topic, track.tp.partition, *span]] if span else []
-            if self.monitor is not None:
-                self.monitor.submit(p)
             state = self.monitor.state(p.stream_id) if self.monitor is not None else None
             out.append((p, offsets, state))
         self.stats.windows += len(preds)

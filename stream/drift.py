@@ -165,18 +165,45 @@ class StreamHistory:
         self.conf = np.full(size, np.nan, np.float32)
 
     def add(self, bins: np.ndarray, vector: np.ndarray, cls: int = -1, conf: float = np.nan):
-        if self.n == self.size and self.classes[self.pos] >= 0:  # the oldest class leaves
-            self.class_counts[self.classes[self.pos]] -= 1
-        self.classes[self.pos], self.conf[self.pos] = cls, conf
-        if cls >= 0:
-            self.class_counts[cls] += 1
-        self.pos = (self.pos + 1) % self.size
-        filling = self.n < self.size
-        self.n += filling
-        weight = 1.0 / self.n if filling else 2.0 / (self.size + 1)
-        self.shares *= np.float32(1.0 - weight)
-        self.shares[_arange(self.n_tracks), bins] += np.float32(weight)
-        self.mean += weight * (np.asarray(vector, dtype=np.float64) - self.mean)
+        self.add_many(bins[None], np.asarray(vector)[None], [cls], [conf])
+
+    def add_many(self, bins: np.ndarray, vectors: np.ndarray, classes, confs) -> None:
+        """Add windows in order: bins and vectors ``(m, n_tracks)``, classes (-1: none) and
+        confidences (NaN: none). The averages take all ``m`` in one step (closed form)."""
+        held = self.n
+        for cls, conf in zip(classes, confs):
+            if held == self.size and self.classes[self.pos] >= 0:  # the oldest class leaves
+                self.class_counts[self.classes[self.pos]] -= 1
+            held = min(held + 1, self.size)
+            self.classes[self.pos], self.conf[self.pos] = cls, conf
+            if cls >= 0:
+                self.class_counts[cls] += 1
+            self.pos = (self.pos + 1) % self.size
+        vectors = np.asarray(vectors, dtype=np.float64)
+        filling = min(len(vectors), self.size - self.n)
+        if filling:  # plain averages: n windows so far, `filling` more
+            n = self.n + filling
+            self._fold(bins[:filling], np.full(filling, 1.0 / n), self.n / n)
+            self.mean = (self.mean * self.n + vectors[:filling].sum(axis=0)) / n
+            self.n = n
+        rest = len(vectors) - filling
+        if rest:  # exponential: the k-th newest of them weighs alpha * (1 - alpha)**k
+            alpha = 2.0 / (self.size + 1)
+            weights = alpha * (1 - alpha) ** np.arange(rest - 1, -1, -1)
+            decay = (1 - alpha) ** rest
+            self._fold(bins[filling:], weights, decay)
+            self.mean = self.mean * decay + weights @ vectors[filling:]
+
+    def _fold(self, bins: np.ndarray, weights: np.ndarray, decay: float) -> None:
+        """``shares = decay * shares + sum_j weights[j] * onehot(bins[j])``, in place."""
+        self.shares *= np.float32(decay)
+        if len(bins) == 1:  # the common case off a quiet queue: no (n_tracks, n_bins) temporary
+            self.shares[_arange(self.n_tracks), bins[0]] += np.float32(weights[0])
+            return
+        n_bins = self.shares.shape[1]
+        flat = (bins + _arange(self.n_tracks) * n_bins).ravel()
+        self.shares += np.bincount(flat, weights=np.repeat(weights, bins.shape[1]),
+                                   minlength=self.shares.size).reshape(self.shares.shape)
 
     @property
     def counts(self) -> np.ndarray:
@@ -229,10 +256,13 @@ class DriftMonitor:
 
     # -- hot path -------------------------------------------------------------------------
     def submit(self, pred) -> None:
+        self.submit_many([pred])
+
+    def submit_many(self, preds) -> None:
+        """Queue predictions; one wake-up for all, so the thread folds them in as a batch."""
         with self._cv:
-            if len(self._queue) == self._queue.maxlen:
-                self.dropped += 1  # deque drops the oldest
-            self._queue.append(pred)
+            self.dropped += max(0, len(self._queue) + len(preds) - self._queue.maxlen)
+            self._queue.extend(preds)  # the deque drops the oldest
             self._cv.notify()
 
     # -- monitor thread -------------------------------------------------------------------
@@ -256,31 +286,70 @@ class DriftMonitor:
                     return
                 batch = list(self._queue)
                 self._queue.clear()
-            for pred in batch:
-                self.process(pred)
+            self.process_many(batch)
 
     def process(self, pred) -> dict | None:
-        """Add one prediction (synchronously; the thread calls this) and maybe evaluate."""
-        st = self.streams.get(pred.stream_id)
+        """Add one prediction (synchronously) and maybe evaluate; the evaluation or None."""
+        results = self.process_many([pred])
+        return results[-1] if results else None
+
+    def process_many(self, preds) -> list[dict]:
+        """Add predictions (synchronously; the thread calls this with what it dequeued).
+
+        The same as one by one, but binned all at once, and each stream's run of windows up to
+        its next evaluation folded into its history in one step. Returns the evaluations.
+        """
+        if not preds:
+            return []
         edges = self.baseline["edges"]
-        labels = self.baseline.get("labels") if self.art.labels is not None else None
+        n_tracks = edges.shape[0]
+        bins = bin_index(np.stack([p.vector[:n_tracks] for p in preds]), edges)
+        mine: dict[str, list[int]] = {}
+        for i, p in enumerate(preds):
+            mine.setdefault(p.stream_id, []).append(i)
+        results = []
+        for stream_id, idx in mine.items():
+            st = self._stream(stream_id)
+            done = 0
+            while done < len(idx):
+                # windows until this stream's next evaluation is due (or all there are)
+                hist = st["history"]
+                due = max(self.every - st["since"], self.min_windows - hist.n, 1)
+                part = idx[done:done + due]
+                done += len(part)
+                res = self._add(st, [preds[i] for i in part], bins[part])
+                if res is not None:
+                    results.append(res)
+        return results
+
+    def _stream(self, stream_id: str) -> dict:
+        st = self.streams.get(stream_id)
         if st is None:
-            st = self.streams[pred.stream_id] = {
+            edges = self.baseline["edges"]
+            labels = self.baseline.get("labels") if self.art.labels is not None else None
+            st = self.streams[stream_id] = {
                 "history": StreamHistory(edges.shape[0], edges.shape[1] + 1, self.window,
                                          len(labels or ())),
                 "since": 0, "detector": DriftDetector(self.th.k_enter, self.th.k_leave),
                 "last": {}}
+        return st
+
+    def _add(self, st: dict, preds: list, bins: np.ndarray) -> dict | None:
+        """Add consecutive predictions of one stream (no evaluation due before the last)."""
         hist = st["history"]
-        vector = pred.vector[: edges.shape[0]]
-        cls = labels.index(pred.label) if labels and pred.label in labels else -1
-        hist.add(bin_index(vector, edges), vector, cls,
-                 np.nan if pred.probability is None else pred.probability)
+        labels = self.baseline.get("labels") if self.art.labels is not None else None
+        n_tracks = bins.shape[1]
+        classes = [labels.index(p.label) if labels and p.label in labels else -1 for p in preds]
+        confs = [np.nan if p.probability is None else p.probability for p in preds]
+        hist.add_many(bins, np.stack([p.vector[:n_tracks] for p in preds]), classes, confs)
         cfg = self.art.feature_config
-        st["span"] = [pred.end - (hist.n - 1) * cfg.window_hop_seconds - cfg.window_seconds,
-                      pred.end]
-        st["since"] += 1
+        last = preds[-1]
+        st["span"] = [last.end - (hist.n - 1) * cfg.window_hop_seconds - cfg.window_seconds,
+                      last.end]
+        st["since"] += len(preds)
         if self.capture is not None and st["detector"].state != OK:
-            self.capture.save(pred, st["detector"].state)
+            for p in preds:
+                self.capture.save(p, st["detector"].state)
         if hist.n < self.min_windows or st["since"] < self.every:
             return None
         st["since"] = 0
@@ -289,7 +358,7 @@ class DriftMonitor:
                                self.baseline, self.th)
         before = st["detector"].state
         res["state"] = st["detector"].update(res["level"])
-        res["stream_id"] = pred.stream_id
+        res["stream_id"] = last.stream_id
         res["window_span"] = [round(st["span"][0], 3), round(st["span"][1], 3)]
         st["last"] = res
         self.last = res

@@ -109,6 +109,30 @@ def test_monitor_history_is_compact_and_follows_its_window(art):
     assert monitor.nbytes == 0 and monitor.state("s") == OK
 
 
+def test_monitor_batches_equal_one_by_one(art):
+    """What the monitor thread does with a dequeued batch (two streams interleaved, binned at
+    once, each stream's run folded in one step) equals processing the windows one by one:
+    same evaluations, same histories."""
+    preds_a = Engine(art).push("a", clean_audio(43, 30.0))
+    preds_b = Engine(art).push("b", clean_audio(44, 30.0))
+    mixed = [p for pair in zip(preds_a, preds_b) for p in pair]
+    one, many = (DriftMonitor(art, window=50, every=7, min_windows=40) for _ in range(2))
+    single = [r for r in map(one.process, mixed) if r is not None]
+    batched = []
+    for k in range(0, len(mixed), 23):  # batches that straddle evaluations and the fill
+        batched += many.process_many(mixed[k:k + 23])
+    assert len(single) == len(batched) == one.evaluations > 10
+    key = lambda r: (r["stream_id"], r["window_span"][1])  # noqa: E731
+    for r1, r2 in zip(sorted(single, key=key), sorted(batched, key=key)):
+        assert key(r1) == key(r2) and r1["level"] == r2["level"]
+        assert r1["drift_share"] == pytest.approx(r2["drift_share"], abs=0.01)
+    for sid in ("a", "b"):
+        h1, h2 = one.streams[sid]["history"], many.streams[sid]["history"]
+        np.testing.assert_allclose(h1.counts, h2.counts, atol=1e-4)
+        np.testing.assert_allclose(h1.mean, h2.mean, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(h1.class_counts, h2.class_counts)
+
+
 def test_long_in_distribution_run_never_drifts(art):
     states = stream(art, DriftMonitor(art), Engine(art), clean_audio(500, 400.0))
     assert len(states) > 1500
