@@ -13,8 +13,8 @@ import ctypes
 import os
 import sys
 
-MMAP_BYTES = 32 * 1024 * 1024  # allocations below this come from the heap (glibc's maximum)
-TRIM_BYTES = 32 * 1024 * 1024  # free heap kept before any is given back to the OS
+MMAP_BYTES = 16 * 1024 * 1024  # allocations below this come from the heap
+TRIM_BYTES = 16 * 1024 * 1024  # free heap kept before any is given back to the OS
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 _done = False
 
