@@ -112,17 +112,22 @@ def decode_audio(key: bytes | None, value: bytes | None, headers) -> AudioChunk:
         if len(value) % frame_bytes:
             raise BadMessage("bad-length", f"{len(value)} bytes is not a multiple of "
                              f"{frame_bytes} ({dtype} x {channels} channels)")
-        raw = np.frombuffer(value, dtype=code).reshape(-1, channels)
-        x = raw.astype(np.float32) / np.float32(scale) if scale != 1.0 else raw.astype(np.float32)
-        x = x.mean(axis=1, dtype=np.float32) if channels > 1 else x[:, 0]
+        raw = np.frombuffer(value, dtype=code)
+        if channels > 1:
+            x = raw.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+        else:
+            x = raw.astype(np.float32)
+        if scale != 1.0:
+            x *= np.float32(1.0 / scale)  # a power of two: exact, as dividing
     else:
         raise BadMessage("unknown-content-type", f"content-type {ctype!r}")
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise BadMessage("bad-sample-rate", f"sample rate {rate} Hz")
     if len(x) / rate > MAX_CHUNK_SECONDS:
         raise BadMessage("oversized", f"{len(x) / rate:.1f} s in one chunk")
-    if not np.isfinite(x).all():
-        raise BadMessage("non-finite", "NaN or infinite samples")
+    if ctype == "audio/wav" or dtype == "float32":  # integers are always finite
+        if not np.isfinite(x).all():
+            raise BadMessage("non-finite", "NaN or infinite samples")
     return AudioChunk(stream_id, np.ascontiguousarray(x, dtype=np.float32), rate, seq, ts,
                       sample_index)
 

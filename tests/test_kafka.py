@@ -175,6 +175,13 @@ def test_wire_roundtrip_and_rejections():
         chunk = decode_audio(key, value, headers)
         assert chunk.stream_id == "s" and chunk.seq == 3 and chunk.sample_index == 99
         np.testing.assert_allclose(chunk.samples, y, atol=1 / 32768)
+    stereo = np.stack([y, -0.5 * y], axis=1)
+    for dtype in ("int16", "int32", "float32"):  # channels are averaged
+        chunk = decode_audio(*encode_audio("s", stereo, SR, 4, dtype=dtype))
+        np.testing.assert_allclose(chunk.samples, 0.25 * y, atol=1 / 32768)
+    bad = np.array([0.1, np.nan, 0.2], np.float32)
+    with pytest.raises(BadMessage, match="non-finite"):
+        decode_audio(*encode_audio("s", bad, SR, 5, dtype="float32"))
     key, value, headers = encode_audio("s", y, SR, 0, wav=True)
     assert decode_audio(key, value, headers).sample_rate == SR
     with pytest.raises(BadMessage, match="bad-length"):
