@@ -159,6 +159,8 @@ def main():
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)  # both sides single-threaded: a fair one-core comparison
+    from audioclf.memory import keep_freed_memory
+    keep_freed_memory()  # as audioclf's CLI and training workers run; librosa gets it too
 
     import librosa
     import librosa.feature.spectral as lfs
