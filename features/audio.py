@@ -155,6 +155,8 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
         return y
     ratio = Fraction(int(target_sr), int(orig_sr))
     up, down = ratio.numerator, ratio.denominator
+    if y.size == 0:
+        return np.zeros(y.shape[:-1] + (-(-y.shape[-1] * up // down),), np.float32)
     rows = y.reshape(-1, y.shape[-1])
     out = np.stack([_resample_row(r, up, down) for r in rows])
     return out.reshape(y.shape[:-1] + (out.shape[-1],))

@@ -303,7 +303,8 @@ class DriftMonitor:
             return []
         edges = self.baseline["edges"]
         n_tracks = edges.shape[0]
-        bins = bin_index(np.stack([p.vector[:n_tracks] for p in preds]), edges)
+        vectors = np.stack([p.vector[:n_tracks] for p in preds])
+        bins = bin_index(vectors, edges)
         mine: dict[str, list[int]] = {}
         for i, p in enumerate(preds):
             mine.setdefault(p.stream_id, []).append(i)
@@ -317,7 +318,7 @@ class DriftMonitor:
                 due = max(self.every - st["since"], self.min_windows - hist.n, 1)
                 part = idx[done:done + due]
                 done += len(part)
-                res = self._add(st, [preds[i] for i in part], bins[part])
+                res = self._add(st, [preds[i] for i in part], bins[part], vectors[part])
                 if res is not None:
                     results.append(res)
         return results
@@ -334,14 +335,14 @@ class DriftMonitor:
                 "last": {}}
         return st
 
-    def _add(self, st: dict, preds: list, bins: np.ndarray) -> dict | None:
+    def _add(self, st: dict, preds: list, bins: np.ndarray, vectors: np.ndarray
+             ) -> dict | None:
         """Add consecutive predictions of one stream (no evaluation due before the last)."""
         hist = st["history"]
         labels = self.baseline.get("labels") if self.art.labels is not None else None
-        n_tracks = bins.shape[1]
         classes = [labels.index(p.label) if labels and p.label in labels else -1 for p in preds]
         confs = [np.nan if p.probability is None else p.probability for p in preds]
-        hist.add_many(bins, np.stack([p.vector[:n_tracks] for p in preds]), classes, confs)
+        hist.add_many(bins, vectors, classes, confs)
         cfg = self.art.feature_config
         last = preds[-1]
         st["span"] = [last.end - (hist.n - 1) * cfg.window_hop_seconds - cfg.window_seconds,

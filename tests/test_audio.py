@@ -69,6 +69,7 @@ def test_resample_equals_scipy_resample_poly(rates):
     up, down = r.numerator, r.denominator
     h = firwin(2 * 10 * max(up, down) + 1, 1 / max(up, down), window=("kaiser", 5.0))
     rng = np.random.default_rng(up * 7 + down)
+    assert resample(np.zeros(0, np.float32), orig, target).shape == (0,)
     for n in (1, 5, 999, 2 * orig + 3):
         x = (0.3 * rng.standard_normal(n)).astype(np.float32)
         want = resample_poly(x, up, down, window=h.astype(np.float32))
