@@ -34,7 +34,8 @@ class TrainOptions:
     target_unit: str = ""
     families: tuple = ("rf", "et")  # RandomForest and/or ExtraTrees
     # fully grown trees grow with the data: 20k windows of 10 classes made a 420 MB forest;
-    # above this size the search and the final fit cap each tree's leaves (None: no cap)
+    # the search's last round and the final fit cap each tree's leaves to stay within this
+    # size (None: no cap)
     max_model_mb: float | None = 100.0
 
 
