@@ -299,6 +299,12 @@ def test_model_size_budget_caps_leaves(tmp_path):
     assert free.search[0]["max_leaf_nodes"] is None
     accuracy = [r.artifact.metrics["validation"]["accuracy"] for r in (free, capped)]
     assert accuracy[1] >= accuracy[0] - 0.15  # a quarter of the nodes, not a broken model
+    out = run_cli("train", root, "--out", tmp_path / "cli.joblib", "--n-iter", 2, "--cv", 3,
+                  "--families", "et", "--no-cache", "--json", "--max-model-mb", budget_mb)
+    assert out.returncode == 0, out.stderr
+    cli_model = load_model(tmp_path / "cli.joblib").estimator
+    per_node = NODE_BYTES + 8 * len(cli_model.classes_)
+    assert sum(e.tree_.node_count for e in cli_model.estimators_) * per_node <= budget_mb * 1e6
     # a cap no tree could reach is not set (depth-first growth, as without a budget)
     setting = {"n_estimators": 100, "min_samples_leaf": 2}
     assert leaf_cap(setting, 500, 500, 10, 1000.0) is None
