@@ -68,11 +68,17 @@ def psi(recent: np.ndarray, edges: np.ndarray, base_shares: np.ndarray) -> np.nd
 def bin_counts(recent: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """How many of the recent windows ``(n, n_tracks)`` fall in each baseline bin, per track:
     ``(n_tracks, n_bins)``."""
-    idx = bin_index(recent, edges)  # (n, n_tracks)
-    n_tracks = edges.shape[0]
-    counts = np.zeros((n_tracks, edges.shape[1] + 1))
-    np.add.at(counts, (np.broadcast_to(np.arange(n_tracks), idx.shape), idx), 1.0)
-    return counts
+    return bin_totals(bin_index(recent, edges), edges.shape[1] + 1)
+
+
+def bin_totals(idx: np.ndarray, n_bins: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per track, the windows (or their ``weights`` ``(n,)``) in each bin, from the bin indices
+    ``idx`` ``(n, n_tracks)`` of :func:`bin_index`: ``(n_tracks, n_bins)`` float64."""
+    n_tracks = idx.shape[1]
+    flat = (idx + np.arange(n_tracks) * n_bins).ravel()
+    per_value = None if weights is None else np.repeat(np.asarray(weights, np.float64), n_tracks)
+    totals = np.bincount(flat, weights=per_value, minlength=n_tracks * n_bins)
+    return totals.reshape(n_tracks, n_bins).astype(np.float64, copy=False)
 
 
 def bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

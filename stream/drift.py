@@ -18,8 +18,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from features.baseline import (bin_counts, bin_index, class_counts, ks_from_counts,
-                               ks_statistic, psi_from_counts, standardised_shift)
+from features.baseline import (bin_counts, bin_index, bin_totals, class_counts,
+                               ks_from_counts, ks_statistic, psi_from_counts,
+                               standardised_shift)
 
 OK, WARN, DRIFT = "OK", "WARN", "DRIFT"
 _RANK = {OK: 0, WARN: 1, DRIFT: 2}
@@ -200,10 +201,7 @@ class StreamHistory:
         if len(bins) == 1:  # the common case off a quiet queue: no (n_tracks, n_bins) temporary
             self.shares[_arange(self.n_tracks), bins[0]] += np.float32(weights[0])
             return
-        n_bins = self.shares.shape[1]
-        flat = (bins + _arange(self.n_tracks) * n_bins).ravel()
-        self.shares += np.bincount(flat, weights=np.repeat(weights, bins.shape[1]),
-                                   minlength=self.shares.size).reshape(self.shares.shape)
+        self.shares += bin_totals(bins, self.shares.shape[1], weights)
 
     @property
     def counts(self) -> np.ndarray:
