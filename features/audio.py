@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .spectral import frame
+
 MIN_SAMPLE_RATE = 1_000  # Hz; below this nothing we classify is audible
 MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate real converters ship
 
@@ -175,17 +177,13 @@ def _resample_row(x: np.ndarray, up: int, down: int) -> np.ndarray:
     xp[pad:pad + n_in] = x
     out = np.empty(n_out, np.float32)
     inverse = pow(down, -1, up) if up > 1 else 0
-    step = xp.strides[0]
     for phase in range(up):
         m0 = ((phase - half) * inverse) % up if up > 1 else 0  # first output of this phase
         if m0 >= n_out:
             continue
-        rows = (n_out - 1 - m0) // up + 1
         first = (m0 * down + half) // up - K + 1 + pad  # xp index of m0's oldest tap
-        # (the constructor refuses a view that would run past the buffer)
-        view = np.ndarray((rows, K), np.float32, buffer=xp, offset=first * step,
-                          strides=(down * step, step))
-        out[m0::up] = view @ weights[phase]
+        # the phase's taps are frames of K samples every `down` (a short view fails to assign)
+        out[m0::up] = frame(xp[first:], K, down)[: (n_out - 1 - m0) // up + 1] @ weights[phase]
     return out
 
 
