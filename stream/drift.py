@@ -165,9 +165,6 @@ class StreamHistory:
         self.class_counts = np.zeros(n_classes, np.int64)
         self.conf = np.full(size, np.nan, np.float32)
 
-    def add(self, bins: np.ndarray, vector: np.ndarray, cls: int = -1, conf: float = np.nan):
-        self.add_many(bins[None], np.asarray(vector)[None], [cls], [conf])
-
     def add_many(self, bins: np.ndarray, vectors: np.ndarray, classes, confs) -> None:
         """Add windows in order: bins and vectors ``(m, n_tracks)``, classes (-1: none) and
         confidences (NaN: none). The averages take all ``m`` in one step (closed form)."""
