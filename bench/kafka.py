@@ -48,12 +48,10 @@ def rss_mb() -> float:
 def bare_consume(bootstrap: str, topic: str, total: int) -> float:
     """Seconds a bare kafka-python loop (a new group, same settings as `consume`) takes to read
     the topic: the ceiling."""
-    from kafka import KafkaConsumer
+    from stream.kafka_io import make_consumer
 
-    c = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"bare-{uuid.uuid4().hex[:6]}",
-                      auto_offset_reset="earliest", enable_auto_commit=False,
-                      session_timeout_ms=6000, heartbeat_interval_ms=1000, max_poll_records=2000,
-                      receive_message_max_bytes=100_000_000)
+    c = make_consumer({"bootstrap_servers": [bootstrap]}, f"bare-{uuid.uuid4().hex[:6]}")
+    c.subscribe([topic])
     got, t0 = 0, None
     while got < total:
         for recs in c.poll(timeout_ms=500).values():
