@@ -91,6 +91,20 @@ def test_incremental_equals_offline(rng, block):
     assert inc.nbytes < 128 * 1024
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 12, 13, 64])
+def test_long_signal_chunks_equal_one_pass(rng, monkeypatch, chunk):
+    """signal_windows analyses a long signal a few windows at a time; the chunk seams (shared
+    frames, a last partial chunk) change no number against the one-pass batch path."""
+    import features.extract as fx
+
+    y = speechy(rng, seconds=4.2)  # 13 windows
+    _, _, want = batch_windows([y], CFG)
+    monkeypatch.setattr(fx, "WINDOW_CHUNK", chunk)
+    starts, X = signal_windows(y, CFG)
+    assert len(starts) == len(want) == 13
+    np.testing.assert_array_equal(X, want)
+
+
 def test_silent_frames_share_one_row_equal_to_analysing_them(rng):
     an = FrameAnalyzer(CFG)
     frames = (0.1 * rng.standard_normal((300, CFG.n_fft))).astype(np.float32)
