@@ -295,29 +295,46 @@ def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32):
     """:func:`signal_windows` for many signals, vectorised across them (the offline fast path).
 
     Returns ``(owner, starts, X)``: for each window the index of its signal, its start sample
-    and its vector. Signals are processed ``chunk`` at a time so memory stays flat; vectors
-    equal :func:`signal_windows` on each signal.
+    and its vector, grouped by signal in input order. Short signals are analysed together, up
+    to ``chunk`` signals or ``WINDOW_CHUNK`` windows per pass, and a longer signal on its own
+    through :func:`signal_windows`, so memory stays flat whatever the recordings' lengths;
+    vectors equal :func:`signal_windows` on each signal.
     """
     owners, starts_all, out = [], [], []
-    an = _analyzer(cfg)
-    F = cfg.frames_per_window
-    for c0 in range(0, len(signals), chunk):
-        frames, index, base = [], [], 0
-        for i, y in enumerate(signals[c0:c0 + chunk], start=c0):
-            y = pad_to_window(y, cfg)
-            fr = sp.frame(y, cfg.n_fft, cfg.hop_length)
-            starts = window_starts(y.shape[-1], cfg)
-            first = base + (starts // cfg.hop_length)
-            index.append(first[:, None] + np.arange(F)[None, :])
-            owners.append(np.full(len(starts), i))
-            starts_all.append(starts)
-            frames.append(fr)
-            base += fr.shape[0]
-        windows = an.analyze(np.concatenate(frames))[np.concatenate(index)]
-        out.append(window_vectors(windows, cfg))
+    group, n_windows = [], 0  # (slot in out, frames, starts) of short signals awaiting a pass
+    for i, y in enumerate(signals):
+        y = pad_to_window(y, cfg)
+        starts = window_starts(y.shape[-1], cfg)
+        owners.append(np.full(len(starts), i))
+        starts_all.append(starts)
+        if len(starts) > WINDOW_CHUNK:
+            out.append(signal_windows(y, cfg)[1])
+            continue
+        group.append((len(out), sp.frame(y, cfg.n_fft, cfg.hop_length), starts))
+        out.append(None)
+        n_windows += len(starts)
+        if len(group) == chunk or n_windows >= WINDOW_CHUNK:
+            _analyze_group(group, cfg, out)
+            group, n_windows = [], 0
+    _analyze_group(group, cfg, out)
     if not out:
         return np.zeros(0, int), np.zeros(0, int), np.zeros((0, n_features(cfg)), np.float32)
     return np.concatenate(owners), np.concatenate(starts_all), np.concatenate(out)
+
+
+def _analyze_group(group, cfg: FeatureConfig, out: list) -> None:
+    """One vectorised pass over short signals' frames; each signal's vectors go to its slot."""
+    if not group:
+        return
+    F, index, base = cfg.frames_per_window, [], 0
+    for _, frames, starts in group:
+        index.append(base + (starts // cfg.hop_length)[:, None] + np.arange(F)[None, :])
+        base += frames.shape[0]
+    rows = _analyzer(cfg).analyze(np.concatenate([frames for _, frames, _ in group]))
+    X = window_vectors(rows[np.concatenate(index)], cfg)
+    lo = 0
+    for slot, _, starts in group:
+        out[slot], lo = X[lo:lo + len(starts)], lo + len(starts)
 
 
 def clip_vector(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:

@@ -105,6 +105,22 @@ def test_long_signal_chunks_equal_one_pass(rng, monkeypatch, chunk):
     np.testing.assert_array_equal(X, want)
 
 
+@pytest.mark.parametrize("chunk", [1, 2, 32])
+def test_batch_of_mixed_lengths_equals_each_signal(rng, monkeypatch, chunk):
+    """Short signals share passes (up to ``chunk`` signals or WINDOW_CHUNK windows), long ones
+    go alone; either way each signal's windows come back in order, equal to its own."""
+    import features.extract as fx
+
+    monkeypatch.setattr(fx, "WINDOW_CHUNK", 3)
+    signals = [speechy(rng, seconds=s) for s in (0.5, 4.2, 1.3, 1.0, 2.0, 0.2, 1.5)]
+    owner, starts, X = batch_windows(signals, CFG, chunk=chunk)
+    assert list(owner) == sorted(owner) and set(owner) == set(range(len(signals)))
+    for k, y in enumerate(signals):
+        s_k, X_k = signal_windows(y, CFG)
+        np.testing.assert_array_equal(starts[owner == k], s_k)
+        np.testing.assert_array_equal(X[owner == k], X_k)
+
+
 def test_silent_frames_share_one_row_equal_to_analysing_them(rng):
     an = FrameAnalyzer(CFG)
     frames = (0.1 * rng.standard_normal((300, CFG.n_fft))).astype(np.float32)

@@ -247,6 +247,34 @@ def test_feature_cache_is_used(two_class, tmp_path):
     np.testing.assert_array_equal(first.artifact.baseline["mean"], second.artifact.baseline["mean"])
 
 
+def test_long_recordings_among_clips_extract_like_one_file_each(tmp_path):
+    """A recording longer than WINDOW_CHUNK windows is analysed as soon as it is read (so a chunk
+    of long files is never held at once); its windows, the clips' around it and the cached
+    copies all equal signal_windows of each file."""
+    from features import read_audio, signal_windows
+    from features.extract import WINDOW_CHUNK
+    from train.extract import extract_windows
+
+    cfg = FeatureConfig()
+    rng = np.random.default_rng(5)
+    seconds = [0.7, (WINDOW_CHUNK + 8) * cfg.window_hop_seconds, 1.6, 0.3]  # second: long
+    paths = []
+    for k, sec in enumerate(seconds):
+        t = np.arange(int(sec * 16000)) / 16000
+        y = 0.3 * np.sin(2 * np.pi * (200 + 300 * k) * t) * (np.sin(2 * np.pi * 1.7 * t) > 0)
+        paths.append(str(tmp_path / f"f{k}.wav"))
+        write_wav(paths[-1], (y + 0.001 * rng.standard_normal(len(t))).astype(np.float32), 16000)
+    for run in range(2):
+        win = extract_windows(paths, cfg, n_jobs=1, cache_dir=str(tmp_path / "cache"),
+                              progress=False)
+        assert win.cache_hits == len(paths) * run and not win.skipped
+        for k, path in enumerate(paths):
+            starts, X = signal_windows(read_audio(path, sr=cfg.sr)[0], cfg)
+            np.testing.assert_array_equal(win.starts[win.owner == k], starts)
+            np.testing.assert_array_equal(win.X[win.owner == k], X)
+    assert (win.owner == 1).sum() > WINDOW_CHUNK
+
+
 def test_default_model_is_rebuilt_for_another_sklearn(tmp_path, monkeypatch):
     """A shipped model from another scikit-learn minor version is refused; the CLI then
     retrains the seeded default recipe once into the user cache instead of failing."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from features import AudioError, FeatureConfig, batch_windows, read_audio
+from features.extract import WINDOW_CHUNK
 
 
 def default_cache_dir() -> str:
@@ -82,6 +83,8 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
 
     out, todo, hits = {}, [], 0
     width = n_features(cfg)
+    # recordings longer than this are analysed as soon as they are read (bounded memory)
+    long_samples = cfg.window_samples + WINDOW_CHUNK * cfg.window_hop_samples
     for i, path in items:
         cached = None
         if cache_dir:
@@ -107,17 +110,26 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
         except AudioError as exc:
             out[i] = str(exc)
             continue
-        todo.append((i, y, cached))
-    if todo:
-        owner, starts, X = batch_windows([y for _, y, _ in todo], cfg)
-        for k, (i, _, cached) in enumerate(todo):
-            sel = owner == k
-            out[i] = (starts[sel], X[sel])
-            if cached:
-                tmp = f"{cached}.{os.getpid()}.tmp.npz"
-                np.savez(tmp, starts=starts[sel], X=X[sel])
-                os.replace(tmp, cached)
+        if len(y) > long_samples:  # a long recording now, so the chunk never holds many
+            _windows_into([(i, y, cached)], cfg, out)
+        else:
+            todo.append((i, y, cached))
+    _windows_into(todo, cfg, out)
     return out, hits
+
+
+def _windows_into(todo, cfg: FeatureConfig, out: dict) -> None:
+    """Window vectors of ``(index, samples, cache path | None)`` into ``out[index]`` (+ cache)."""
+    if not todo:
+        return
+    owner, starts, X = batch_windows([y for _, y, _ in todo], cfg)
+    for k, (i, _, cached) in enumerate(todo):
+        sel = owner == k
+        out[i] = (starts[sel], X[sel])
+        if cached:
+            tmp = f"{cached}.{os.getpid()}.tmp.npz"
+            np.savez(tmp, starts=starts[sel], X=X[sel])
+            os.replace(tmp, cached)
 
 
 class _progress:
