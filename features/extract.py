@@ -154,6 +154,9 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.float32)
     if rows.ndim == 2:
         rows = rows[None]
+    if rows.shape[0] > VECTOR_BATCH:  # see VECTOR_BATCH
+        return np.concatenate([window_vectors(rows[i:i + VECTOR_BATCH], cfg)
+                               for i in range(0, rows.shape[0], VECTOR_BATCH)])
     N, F, _ = rows.shape
     lay = FrameLayout(cfg)
     rms_db = rows[:, :, lay.scalar["rms_db"]]
@@ -200,6 +203,11 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     # loudness-normalised: without it "silence" and quiet "noise" are the same vector
     parts.append(np.stack([core.sum(axis=1) / F, (last - first + 1) / F, ref], axis=1))
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+# windows per vectorised pass: above ~128 the float64 temporaries (~50 KB per window) outgrow
+# the caches and a window costs 1.6x as much (70 -> 113 us at 180 windows)
+VECTOR_BATCH = 128
 
 
 def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:

@@ -121,6 +121,18 @@ def test_batch_of_mixed_lengths_equals_each_signal(rng, monkeypatch, chunk):
         np.testing.assert_array_equal(X[owner == k], X_k)
 
 
+def test_many_windows_in_one_call_equal_one_at_a_time(rng):
+    """window_vectors splits a large stack into VECTOR_BATCH passes; no number changes."""
+    import features.extract as fx
+
+    rows = FrameAnalyzer(CFG).frame_rows(speechy(rng, seconds=16.0))
+    F, step = CFG.frames_per_window, CFG.frames_per_window_hop
+    windows = np.stack([rows[i:i + F] for i in range(0, len(rows) - F + 1, step // 5)])
+    assert len(windows) > 2 * fx.VECTOR_BATCH + 1
+    want = np.concatenate([window_vectors(w, CFG) for w in windows])
+    np.testing.assert_array_equal(window_vectors(windows, CFG), want)
+
+
 def test_silent_frames_share_one_row_equal_to_analysing_them(rng):
     an = FrameAnalyzer(CFG)
     frames = (0.1 * rng.standard_normal((300, CFG.n_fft))).astype(np.float32)
