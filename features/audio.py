@@ -111,27 +111,47 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
     with fh:
         info = _checked_info(path, fh)
         try:
-            data = fh.read(dtype="float32", always_2d=True)
+            y = _decode_mono(fh, info.frames)
         except Exception as exc:
             raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})") from None
     file_sr = info.sample_rate
-    if data.shape[0] == 0:
+    if y.shape[0] == 0:
         raise AudioError(path, "no audio samples after decoding (zero length)")
     declared = _declared_riff_frames(path)
-    if declared is not None and declared > data.shape[0]:
+    if declared is not None and declared > y.shape[0]:
         raise AudioError(
-            path, f"truncated: header promises {declared} frames, file holds {data.shape[0]}")
-    if info.frames > 0 and data.shape[0] < info.frames:
+            path, f"truncated: header promises {declared} frames, file holds {y.shape[0]}")
+    if info.frames > 0 and y.shape[0] < info.frames:
         raise AudioError(
-            path, f"truncated: header promises {info.frames} frames, decoded {data.shape[0]}"
+            path, f"truncated: header promises {info.frames} frames, decoded {y.shape[0]}"
         )
-    y = to_mono(data)
     if not np.isfinite(y).all():
         raise AudioError(path, "contains NaN or infinite samples")
     if sr is None:
         return y, int(file_sr)
     target = check_sample_rate(sr, "target")
     return resample(y, int(file_sr), target), target
+
+
+DECODE_BLOCK = 1 << 18  # frames decoded and downmixed at a time (5.5 s at 48 kHz)
+
+
+def _decode_mono(fh, frames: int) -> np.ndarray:
+    """All of an open file's audio as mono float32, decoded ``DECODE_BLOCK`` frames at a time
+    into one array, so a long multichannel recording never exists at full width (a 20-minute
+    48 kHz stereo WAV peaked at 1.2 GB read whole)."""
+    if fh.channels == 1:
+        return fh.read(dtype="float32")  # (n,) already: no second copy
+    if frames <= 0:  # length unknown to the header
+        return to_mono(fh.read(dtype="float32", always_2d=True))
+    y = np.empty(frames, np.float32)
+    n = 0
+    for block in fh.blocks(blocksize=DECODE_BLOCK, dtype="float32", always_2d=True):
+        if n + block.shape[0] > y.shape[0]:  # more than the header said: grow
+            y = np.concatenate([y[:n], np.empty(max(block.shape[0], n), np.float32)])
+        y[n:n + block.shape[0]] = to_mono(block)
+        n += block.shape[0]
+    return y[:n]
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -164,26 +184,36 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return out.reshape(y.shape[:-1] + (out.shape[-1],))
 
 
+RESAMPLE_CHUNK = 1 << 18  # output samples per pass (16 s at 16 kHz): bounded temporaries
+
+
 def _resample_row(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """``y[m] = sum_j x[j] * up * h[half + m*down - j*up]``, one output phase at a time: the
     outputs of a phase read the input at a fixed stride, so each phase is one matrix-vector
-    product over a strided view (no zero-stuffing, no discarded outputs)."""
+    product over a strided view (no zero-stuffing, no discarded outputs). Long signals go
+    ``RESAMPLE_CHUNK`` outputs at a time, each from a zero-padded copy of just its inputs."""
     weights, half = _phase_weights(up, down)
     K = weights.shape[1]  # taps per phase
     n_in = x.shape[0]
     n_out = -(-n_in * up // down)
-    pad = K + half // up + 2
-    xp = np.zeros(n_in + 2 * pad, np.float32)
-    xp[pad:pad + n_in] = x
     out = np.empty(n_out, np.float32)
     inverse = pow(down, -1, up) if up > 1 else 0
-    for phase in range(up):
-        m0 = ((phase - half) * inverse) % up if up > 1 else 0  # first output of this phase
-        if m0 >= n_out:
-            continue
-        first = (m0 * down + half) // up - K + 1 + pad  # xp index of m0's oldest tap
-        # the phase's taps are frames of K samples every `down` (a short view fails to assign)
-        out[m0::up] = frame(xp[first:], K, down)[: (n_out - 1 - m0) // up + 1] @ weights[phase]
+    for a in range(0, n_out, RESAMPLE_CHUNK):
+        b = min(a + RESAMPLE_CHUNK, n_out)
+        lo = (a * down + half) // up - K + 1  # oldest input any output in a..b-1 reads
+        hi = ((b - 1) * down + half) // up + 1
+        xp = np.zeros(hi - lo + down, np.float32)  # inputs lo..hi-1, zeros outside the signal
+        xp[max(0, -lo):min(hi, n_in) - lo] = x[max(lo, 0):min(hi, n_in)]
+        for phase in range(up):
+            m0 = ((phase - half) * inverse) % up if up > 1 else 0  # the phase's outputs: m0 + k*up
+            first_m = a + (m0 - a) % up
+            if first_m >= b:
+                continue
+            first = (first_m * down + half) // up - K + 1 - lo  # xp index of its oldest tap
+            count = (b - 1 - first_m) // up + 1
+            # the phase's taps are frames of K samples every `down` (a short view fails to
+            # assign)
+            out[first_m:b:up] = frame(xp[first:], K, down)[:count] @ weights[phase]
     return out
 
 

@@ -33,11 +33,19 @@ def test_formats_and_dtypes_decode_to_float32_mono(tmp_path, fmt, subtype):
 
 
 @pytest.mark.parametrize("channels", [2, 6])
-def test_channels_are_averaged(tmp_path, channels):
+@pytest.mark.parametrize("block", [None, 7])
+def test_channels_are_averaged(tmp_path, channels, block, monkeypatch):
+    """Multichannel files are downmixed block by block (DECODE_BLOCK frames); a small block
+    makes the seams and the last partial block count."""
+    import features.audio
+
+    if block is not None:
+        monkeypatch.setattr(features.audio, "DECODE_BLOCK", block)
     path = tmp_path / "multi.wav"
     x = tone(SR, channels=channels)
     sf.write(path, x, SR, subtype="FLOAT")
     y, _ = read_audio(path, sr=SR)
+    assert y.shape == (len(x),)
     np.testing.assert_allclose(y, x.mean(axis=1), atol=1e-6)
 
 
@@ -55,14 +63,20 @@ def test_resampling_keeps_duration_and_pitch(tmp_path, file_sr):
 
 @pytest.mark.parametrize("rates", [(8000, 16000), (44100, 16000), (48000, 16000),
                                    (22050, 16000), (16000, 44100), (11025, 16000)])
-def test_resample_equals_scipy_resample_poly(rates):
+@pytest.mark.parametrize("chunk", [None, 7, 1000])
+def test_resample_equals_scipy_resample_poly(rates, chunk, monkeypatch):
     """Our polyphase resampler (no scipy.signal import) against scipy's, with the filter scipy
-    designs by default, on lengths from one sample to two seconds and a (2, 3, n) batch."""
+    designs by default, on lengths from one sample to two seconds and a (2, 3, n) batch; also
+    with small output chunks, so every rate pair crosses chunk seams."""
     from fractions import Fraction
 
     from scipy.signal import firwin, resample_poly
 
+    import features.audio
     from features.audio import resample
+
+    if chunk is not None:
+        monkeypatch.setattr(features.audio, "RESAMPLE_CHUNK", chunk)
 
     orig, target = rates
     r = Fraction(target, orig)
