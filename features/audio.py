@@ -198,6 +198,8 @@ def _resample_row(x: np.ndarray, up: int, down: int) -> np.ndarray:
     n_out = -(-n_in * up // down)
     out = np.empty(n_out, np.float32)
     inverse = pow(down, -1, up) if up > 1 else 0
+    # the outputs of phase p are m0[p] + k*up
+    m0 = [((phase - half) * inverse) % up if up > 1 else 0 for phase in range(up)]
     for a in range(0, n_out, RESAMPLE_CHUNK):
         b = min(a + RESAMPLE_CHUNK, n_out)
         lo = (a * down + half) // up - K + 1  # oldest input any output in a..b-1 reads
@@ -205,8 +207,7 @@ def _resample_row(x: np.ndarray, up: int, down: int) -> np.ndarray:
         xp = np.zeros(hi - lo + down, np.float32)  # inputs lo..hi-1, zeros outside the signal
         xp[max(0, -lo):min(hi, n_in) - lo] = x[max(lo, 0):min(hi, n_in)]
         for phase in range(up):
-            m0 = ((phase - half) * inverse) % up if up > 1 else 0  # the phase's outputs: m0 + k*up
-            first_m = a + (m0 - a) % up
+            first_m = a + (m0[phase] - a) % up  # the phase's first output in a..b-1
             if first_m >= b:
                 continue
             first = (first_m * down + half) // up - K + 1 - lo  # xp index of its oldest tap
