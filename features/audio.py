@@ -144,7 +144,8 @@ def _decode_mono(fh, frames: int) -> np.ndarray:
         return fh.read(dtype="float32")  # (n,) already: no second copy
     if frames <= 0:  # length unknown to the header
         return to_mono(fh.read(dtype="float32", always_2d=True))
-    y = np.empty(frames, np.float32)
+    # the header's count, within reason: some formats report a sentinel for "unknown"
+    y = np.empty(min(frames, 1 << 27), np.float32)
     n = 0
     for block in fh.blocks(blocksize=DECODE_BLOCK, dtype="float32", always_2d=True):
         if n + block.shape[0] > y.shape[0]:  # more than the header said: grow

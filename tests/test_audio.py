@@ -49,6 +49,21 @@ def test_channels_are_averaged(tmp_path, channels, block, monkeypatch):
     np.testing.assert_allclose(y, x.mean(axis=1), atol=1e-6)
 
 
+def test_downmix_grows_past_a_short_frame_count(tmp_path, monkeypatch):
+    """The decoder preallocates the header's frame count; more frames than that (a header
+    that under-reports) still all arrive, in order."""
+    import soundfile
+
+    import features.audio
+
+    monkeypatch.setattr(features.audio, "DECODE_BLOCK", 7)
+    x = tone(SR, channels=2)
+    sf.write(tmp_path / "s.wav", x, SR, subtype="FLOAT")
+    with soundfile.SoundFile(tmp_path / "s.wav") as fh:
+        y = features.audio._decode_mono(fh, 13)
+    np.testing.assert_allclose(y, x.mean(axis=1), atol=1e-6)
+
+
 @pytest.mark.parametrize("file_sr", [8000, 22050, 44100, 48000, 96000])
 def test_resampling_keeps_duration_and_pitch(tmp_path, file_sr):
     path = tmp_path / "r.wav"
