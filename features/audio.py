@@ -189,33 +189,61 @@ RESAMPLE_CHUNK = 1 << 18  # output samples per pass (16 s at 16 kHz): bounded te
 
 
 def _resample_row(x: np.ndarray, up: int, down: int) -> np.ndarray:
-    """``y[m] = sum_j x[j] * up * h[half + m*down - j*up]``, one output phase at a time: the
-    outputs of a phase read the input at a fixed stride, so each phase is one matrix-vector
-    product over a strided view (no zero-stuffing, no discarded outputs). Long signals go
-    ``RESAMPLE_CHUNK`` outputs at a time, each from a zero-padded copy of just its inputs."""
-    weights, half = _phase_weights(up, down)
-    K = weights.shape[1]  # taps per phase
+    """:func:`resample` of one row, ``RESAMPLE_CHUNK`` outputs at a time, each pass from a
+    zero-padded copy of just the inputs it reads."""
     n_in = x.shape[0]
     n_out = -(-n_in * up // down)
     out = np.empty(n_out, np.float32)
-    inverse = pow(down, -1, up) if up > 1 else 0
-    # the outputs of phase p are m0[p] + k*up
-    m0 = [((phase - half) * inverse) % up if up > 1 else 0 for phase in range(up)]
     for a in range(0, n_out, RESAMPLE_CHUNK):
         b = min(a + RESAMPLE_CHUNK, n_out)
-        lo = (a * down + half) // up - K + 1  # oldest input any output in a..b-1 reads
-        hi = ((b - 1) * down + half) // up + 1
-        xp = np.zeros(hi - lo + down, np.float32)  # inputs lo..hi-1, zeros outside the signal
+        lo, hi = resample_inputs(a, b, up, down)
+        xp = np.zeros(hi - lo, np.float32)  # inputs lo..hi-1, zeros outside the signal
         xp[max(0, -lo):min(hi, n_in) - lo] = x[max(lo, 0):min(hi, n_in)]
-        for phase in range(up):
-            first_m = a + (m0[phase] - a) % up  # the phase's first output in a..b-1
-            if first_m >= b:
-                continue
-            first = (first_m * down + half) // up - K + 1 - lo  # xp index of its oldest tap
-            count = (b - 1 - first_m) // up + 1
-            # the phase's taps are frames of K samples every `down` (a short view fails to
-            # assign)
-            out[first_m:b:up] = frame(xp[first:], K, down)[:count] @ weights[phase]
+        out[a:b] = resample_outputs(xp, lo, a, b, up, down)
+    return out
+
+
+def resample_taps(up: int, down: int) -> tuple[int, int]:
+    """``(taps per output, half)`` of :func:`resample`'s filter for the ratio ``up/down``:
+    output ``m`` reads inputs ``(m*down + half) // up - taps + 1`` to ``(m*down + half) // up``."""
+    weights, half = _phase_weights(up, down)
+    return weights.shape[1], half
+
+
+def resample_inputs(a: int, b: int, up: int, down: int) -> tuple[int, int]:
+    """Input indices ``lo..hi-1`` that outputs ``a..b-1`` of :func:`resample` read (``lo`` may be
+    negative: the signal is zero before its start and after its end)."""
+    taps, half = resample_taps(up, down)
+    return (a * down + half) // up - taps + 1, ((b - 1) * down + half) // up + 1
+
+
+def resample_outputs(xp: np.ndarray, lo: int, a: int, b: int, up: int, down: int) -> np.ndarray:
+    """Outputs ``a..b-1`` of :func:`resample` (rate ratio ``up/down``) from ``xp``, the inputs
+    ``lo..`` (at least to ``resample_inputs(a, b)[1]``), float32.
+
+    ``y[m] = sum_j x[j] * up * h[half + m*down - j*up]``, one output phase at a time: the outputs
+    of a phase read the input at a fixed stride, so each phase is one matrix-vector product over
+    a strided view (no zero-stuffing, no discarded outputs). Any split into spans gives the
+    same samples to float32 rounding (BLAS may sum a row differently; within 5e-7), so a stream
+    resampled block by block equals the whole signal resampled.
+    """
+    weights, half = _phase_weights(up, down)
+    K = weights.shape[1]  # taps per phase
+    xp = np.asarray(xp, dtype=np.float32)
+    if b - a < 64 * up:  # few outputs per phase (a stream's block): one gather, not `up` products
+        v = np.arange(a, b) * down + half
+        taps = xp[(v // up - K + 1 - lo)[:, None] + np.arange(K)]
+        return np.einsum("nk,nk->n", taps, weights[v % up])
+    out = np.empty(b - a, np.float32)
+    inverse = pow(down, -1, up) if up > 1 else 0
+    for phase in range(up):
+        m0 = ((phase - half) * inverse) % up if up > 1 else 0  # its outputs: m0 + k*up
+        first_m = a + (m0 - a) % up  # the phase's first output in a..b-1
+        if first_m >= b:
+            continue
+        first = (first_m * down + half) // up - K + 1 - lo  # xp index of its oldest tap
+        count = (b - 1 - first_m) // up + 1
+        out[first_m - a::up] = frame(xp[first:], K, down)[:count] @ weights[phase]
     return out
 
 

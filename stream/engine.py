@@ -155,12 +155,19 @@ class Engine:
         return [(st, start, x) for (st, start, _), x in zip(pending, X)]
 
     def flush(self, stream_id: str) -> list[Prediction]:
-        """End of a stream: a stream shorter than one window still gets one (zero-padded)."""
+        """End of a stream: the resampler's last samples, and a stream shorter than one window
+        still gets one (zero-padded)."""
         st = self.streams.get(stream_id)
         if st is None:
             return []
         t0 = time.perf_counter()
-        return self._score([(st, s, v) for s, v in st.features.flush()], t0)
+        ready = []
+        if st.resampler is not None:
+            tail = st.resampler.flush()
+            if st.audio is not None:
+                st.remember(tail, len(tail) + self.cfg.window_samples)
+            ready += [(st, s, v) for s, v in st.features.push(tail)]
+        return self._score(ready + [(st, s, v) for s, v in st.features.flush()], t0)
 
     def drop(self, stream_id: str) -> None:
         self.streams.pop(stream_id, None)

@@ -1,37 +1,34 @@
-"""Stateful polyphase resampling for streams: block edges leave no clicks."""
+"""Resampling a stream block by block to exactly the samples the offline path gives the file."""
 from __future__ import annotations
 
 from fractions import Fraction
 
 import numpy as np
 
-from features.audio import lowpass_fir
+from features.audio import resample_inputs, resample_outputs, resample_taps
 
 
 class StreamResampler:
-    """Resample a stream ``from_sr -> to_sr`` block by block with one windowed-sinc FIR.
+    """Resample a stream ``from_sr -> to_sr`` block by block.
 
-    Output equals filtering the concatenated input (the history needed by the filter is kept
-    between calls), so splitting the input differently gives the same samples. Causal: the
-    output lags by the filter's group delay (``delay_seconds``).
+    Output sample ``m`` equals sample ``m`` of ``features.audio.resample`` over the whole
+    stream (the filter training used, zero-phase, same alignment; to float32 rounding),
+    however the input is split: train and serve see the same audio at any device or message
+    rate. An output is emitted once every input it reads has arrived, which holds it back by
+    half the filter (``delay_seconds``, under 1 ms for common rates); ``flush`` emits the last
+    ones at the end of a stream.
     """
 
-    def __init__(self, from_sr: int, to_sr: int, taps_per_phase: int = 24):
+    def __init__(self, from_sr: int, to_sr: int):
         ratio = Fraction(int(to_sr), int(from_sr))
         self.up, self.down = ratio.numerator, ratio.denominator
         self.identity = self.up == self.down == 1
         if self.identity:
             return
-        n_taps = taps_per_phase * self.up
-        if n_taps % 2 == 0:
-            n_taps += 1
-        h = lowpass_fir(n_taps, 1.0 / max(self.up, self.down), beta=8.0) * self.up
-        self.K = -(-n_taps // self.up)  # input samples per output sample
-        h = np.pad(h, (0, self.K * self.up - n_taps))
-        # weights[phase, j] multiplies x[i_max - j] for outputs whose upsampled index has `phase`
-        self.weights = np.stack([h[p::self.up][: self.K] for p in range(self.up)])
-        self.delay_seconds = (n_taps - 1) / 2 / (self.up * from_sr)
-        self._hist = np.zeros(self.K - 1, dtype=np.float64)
+        taps, self._half = resample_taps(self.up, self.down)
+        self.delay_seconds = self._half / self.up / from_sr
+        # inputs later outputs still read (at most taps - 1); zeros before the stream starts
+        self._hist = np.zeros(taps - 1, dtype=np.float32)
         self._in_total = 0  # input samples consumed
         self._out_total = 0  # output samples produced
 
@@ -39,18 +36,34 @@ class StreamResampler:
         x = np.asarray(x, dtype=np.float32).reshape(-1)
         if self.identity:
             return x
-        buf = np.concatenate([self._hist, x])  # buf[k] is input index (in_total-K+1+k)
-        n_in = self._in_total + x.shape[0]
-        # outputs m whose newest input index floor(m*down/up) is already available
-        m_end = (n_in * self.up + self.down - 1) // self.down
-        m = np.arange(self._out_total, m_end)
-        upsampled = m * self.down
-        i_max = upsampled // self.up
-        phase = upsampled % self.up
-        local = i_max - (self._in_total - (self.K - 1))  # index into buf
-        idx = local[:, None] - np.arange(self.K)[None, :]
-        y = np.einsum("nk,nk->n", buf[idx], self.weights[phase])
-        self._out_total = m_end
-        self._in_total = n_in
-        self._hist = buf[-(self.K - 1):] if self.K > 1 else buf[:0]
-        return y.astype(np.float32)
+        base = self._in_total - self._hist.shape[0]  # input index of the buffer's first sample
+        self._in_total += x.shape[0]
+        # the outputs whose newest input, (m*down + half) // up, has arrived
+        ready = (self._in_total * self.up - 1 - self._half) // self.down + 1
+        return self._emit(np.concatenate([self._hist, x]), base, ready)
+
+    def flush(self) -> np.ndarray:
+        """End of stream: the remaining outputs, reading zeros after the last input (as the
+        offline path pads the end of a file)."""
+        if self.identity:
+            return np.zeros(0, np.float32)
+        n_out = -(-self._in_total * self.up // self.down)
+        if n_out <= self._out_total:
+            return np.zeros(0, np.float32)
+        base = self._in_total - self._hist.shape[0]
+        _, hi = resample_inputs(self._out_total, n_out, self.up, self.down)
+        tail = np.zeros(max(0, hi - self._in_total), np.float32)
+        return self._emit(np.concatenate([self._hist, tail]), base, n_out)
+
+    def _emit(self, buf: np.ndarray, base: int, ready: int) -> np.ndarray:
+        """Outputs ``_out_total..ready-1`` from ``buf`` (input ``base`` onwards); keeps the
+        inputs later outputs still read."""
+        start = self._out_total
+        y = np.zeros(0, np.float32)
+        if ready > start:
+            lo, _ = resample_inputs(start, ready, self.up, self.down)
+            y = resample_outputs(buf[lo - base:], lo, start, ready, self.up, self.down)
+            self._out_total = ready
+        keep_from, _ = resample_inputs(self._out_total, self._out_total + 1, self.up, self.down)
+        self._hist = buf[keep_from - base:self._in_total - base].copy()
+        return y

@@ -83,16 +83,52 @@ def test_allocator_tuning_is_applied_once_and_can_be_turned_off():
         assert out.stdout.split() == want.split(), out.stderr
 
 
-def test_engine_resamples_other_device_rates():
-    art = load_model(default_model_path())
-    rng = np.random.default_rng(8)
+@pytest.mark.parametrize("rates", [(44100, 16000), (16000, 44100), (8000, 16000),
+                                   (96000, 16000), (22050, 16000)])
+def test_stream_resampler_equals_whole_signal_resample(rates):
+    """Any split of the input (one sample at a time included) plus flush gives the samples the
+    offline resampler gives the whole signal, to float32 rounding, and no more or fewer."""
+    from features.audio import resample, resample_taps
+    from stream.resample import StreamResampler
+
+    rng = np.random.default_rng(sum(rates))
+    for n in (1, 500, 20011):
+        x = (0.3 * rng.standard_normal(n)).astype(np.float32)
+        want = resample(x, *rates)
+        for block in (1, 13, 4096):
+            r = StreamResampler(*rates)
+            parts = [r.process(x[i:i + block]) for i in range(0, n, block)]
+            assert r._hist.size <= resample_taps(r.up, r.down)[0] - 1  # bounded state
+            got = np.concatenate(parts + [r.flush()])
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, atol=5e-7)
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 22050, 8000])
+def test_engine_at_other_rates_equals_offline_predict(rate):
+    """A device or message rate other than the model's: the stream is resampled block by block
+    to the samples the offline path (``read_audio`` -> ``resample``) gives the whole file, so
+    every window's vector equals ``audioclf predict``'s for the same audio -- no skew between
+    training and serving at any rate."""
+    from features import signal_windows
     from features.audio import resample
-    y16 = np.concatenate([synth_clip("siren", rng, seconds=3.0), synth_clip("noise", rng, seconds=3.0)])
-    y48 = resample(y16, 16000, 48000)
+
+    art = load_model(default_model_path())
+    cfg = art.feature_config
+    rng = np.random.default_rng(8)
+    y16 = np.concatenate([synth_clip("siren", rng, seconds=3.0),
+                          synth_clip("noise", rng, seconds=3.1)])
+    y = resample(y16, 16000, rate)  # "the file", recorded at `rate`
+    starts, X = signal_windows(resample(y, rate, cfg.sr), cfg)  # what predict computes
     preds = []
     eng = Engine(art)
-    for i in range(0, len(y48), 1024):  # odd block size, as a device would deliver
-        preds += eng.push("mic", y48[i:i + 1024], 48000)
+    for i in range(0, len(y), 1021):  # odd block size, as a device would deliver
+        preds += eng.push("mic", y[i:i + 1021], rate)
+    preds += eng.flush("mic")
+    assert [round(p.start * cfg.sr) for p in preds] == list(starts)
+    # the samples agree to float32 rounding (~1e-7), which a dB feature can lift to ~1e-5
+    scale = np.maximum(np.abs(X).max(axis=0), 0.1)
+    assert (np.abs(np.stack([p.vector for p in preds]) - X) / scale).max() < 1e-4
     labels = [p.label for p in preds]
     assert labels[2] == "siren" and labels[-2] == "noise"
 
