@@ -16,6 +16,7 @@ import pytest
 
 from audioclf.artifact import load_model
 from features import signal_windows
+from features.audio import resample
 from models import default_model_path
 from stream.wire import BadMessage, decode_audio, encode_audio
 from stream.engine import Engine
@@ -52,17 +53,23 @@ def stream_audio(seed, seconds):
     return (np.round(y * 32768).clip(-32768, 32767) / 32768).astype(np.float32)
 
 
-def produce(bootstrap, topic, streams: dict, chunk=1600, extra=(), start=0, stop=None):
-    """Send samples ``start:stop`` of every stream (``start`` a multiple of ``chunk``)."""
+def produce(bootstrap, topic, streams: dict, chunk=1600, extra=(), start=0, stop=None,
+            rates=None):
+    """Send samples ``start:stop`` of every stream (``start`` a multiple of ``chunk``), in
+    ``chunk``-sample messages at SR; a stream with another rate in ``rates`` sends messages of
+    the same duration."""
     from kafka import KafkaProducer
     p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    rates = {sid: (rates or {}).get(sid, SR) for sid in streams}
     seqs = {sid: start // chunk for sid in streams}
-    longest = max(len(y) for y in streams.values()) if stop is None else stop
+    longest = max(len(y) * SR // rates[sid] for sid, y in streams.items()) if stop is None \
+        else stop
     for i in range(start, longest, chunk):  # interleave streams like live devices would
         for sid, y in streams.items():
-            if i < len(y):
-                key, value, headers = encode_audio(sid, y[i:i + chunk], SR, seqs[sid],
-                                                   sample_index=i)
+            a, b = i * rates[sid] // SR, (i + chunk) * rates[sid] // SR
+            if a < len(y):
+                key, value, headers = encode_audio(sid, y[a:b], rates[sid], seqs[sid],
+                                                   sample_index=a)
                 p.send(topic, key=key, value=value, headers=headers)
                 seqs[sid] += 1
     for key, value, headers in extra:
@@ -102,14 +109,23 @@ def read_topic(bootstrap, topic, until, timeout=90.0):
     return msgs
 
 
-def expected_windows(streams):
+def expected_probs(streams, rates=None):
+    """``{stream: {window start (s): class probabilities}}`` as `audioclf predict` gives each
+    stream's audio (resampled to the model's rate as the offline reader does)."""
     art = load_model(default_model_path())
     out = {}
     for sid, y in streams.items():
-        starts, X = signal_windows(y, art.feature_config)
-        labels = np.asarray(art.labels)[art.score(X).argmax(axis=1)]
-        out[sid] = {round(s / SR, 4): lab for s, lab in zip(starts, labels)}
+        starts, X = signal_windows(resample(y, (rates or {}).get(sid, SR), SR),
+                                   art.feature_config)
+        out[sid] = {round(s / SR, 4): p for s, p in zip(starts, art.score(X))}
     return out
+
+
+def expected_windows(streams, rates=None):
+    """``{stream: {window start (s): label}}`` as `audioclf predict` gives them."""
+    labels = load_model(default_model_path()).labels
+    return {sid: {start: labels[int(np.argmax(p))] for start, p in probs.items()}
+            for sid, probs in expected_probs(streams, rates).items()}
 
 
 def windows_seen(msgs):
@@ -192,8 +208,14 @@ def test_streams_scored_exactly_as_offline(bootstrap):
     topic, out = uid("audio"), uid("pred")
     create_topic(bootstrap, topic, 3)
     streams = {f"dev{i}": stream_audio(i, 6.0 + i) for i in range(4)}
-    produce(bootstrap, topic, streams)
-    expected = expected_windows(streams)
+    # a device sending 44.1 kHz: resampled in the consumer, block by block, to what the offline
+    # reader makes of the whole recording (its last ~1 ms waits for more audio: 6.1 s long so
+    # that the last window ends before it)
+    y44 = resample(stream_audio(7, 6.1), SR, 44100)
+    streams["dev44k"] = (np.round(y44 * 32768).clip(-32768, 32767) / 32768).astype(np.float32)
+    rates = {"dev44k": 44100}
+    produce(bootstrap, topic, streams, rates=rates)
+    expected = expected_windows(streams, rates)
     proc = start_consumer(bootstrap, topic, uid("g"), out)
     msgs = read_topic(bootstrap, out, covered(expected))
     code, err = stop(proc)
@@ -202,6 +224,14 @@ def test_streams_scored_exactly_as_offline(bootstrap):
     for sid, windows in expected.items():
         got = dict(seen.get(sid, []))
         assert got == windows, sid  # every window, same labels as offline
+    # and the same probabilities (to the JSON's 4 decimals; the 44.1 kHz stream's samples
+    # agree to float32 rounding, which may move a tree or so: 1/300)
+    want = expected_probs(streams, rates)
+    art = load_model(default_model_path())
+    for m in msgs:
+        d = json.loads(m.value)
+        p = want[d["stream_id"]][d["start"]]
+        assert max(abs(d["probs"][k] - v) for k, v in zip(art.labels, p)) < 0.004, d
     d = json.loads(msgs[0].value)
     assert {"stream_id", "start", "end", "label", "probs", "model", "model_digest",
             "offsets"} <= set(d)
