@@ -1,8 +1,10 @@
 """Many concurrent 16 kHz streams through the broker: audioclf consume vs a bare consume loop.
 
-    python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--bootstrap 127.0.0.1:9092]
+    python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--rate 16000]
+                          [--bootstrap 127.0.0.1:9092]
 
-Produces S streams x D seconds of int16 audio in 100 ms chunks (interleaved like live devices)
+Produces S streams x D seconds of int16 audio in 100 ms chunks (interleaved like live devices;
+``--rate``: devices sending another rate, which the consumer resamples to the model's)
 to a 4-partition topic, then in one run measures (a) a bare kafka-python consumer reading the
 topic (the ceiling; once before and once after (b), averaged, as the machine's speed drifts)
 and (b) one `ConsumeService` (decode, incremental features, batched scoring, predictions
@@ -34,7 +36,7 @@ from stream.consume import ConsumeService  # noqa: E402
 from stream.wire import encode_audio  # noqa: E402
 from train.synthetic import CLASSES, synth_clip  # noqa: E402
 
-SR, CHUNK = 16000, 1600
+SR = 16000  # the model's rate
 
 
 def rss_mb() -> float:
@@ -68,6 +70,8 @@ def main():
     ap.add_argument("--streams", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--bootstrap")
+    ap.add_argument("--rate", type=int, default=SR,
+                    help="the devices' sample rate (the consumer resamples it to the model's)")
     ap.add_argument("--drift", action="store_true",
                     help="with the drift monitor, as `audioclf consume` runs by default")
     args = ap.parse_args()
@@ -87,19 +91,23 @@ def main():
     admin.close()
     rng = np.random.default_rng(0)
     bank = [synth_clip(CLASSES[i % len(CLASSES)], rng, seconds=args.seconds) for i in range(16)]
+    rate, chunk = args.rate, args.rate // 10
+    if rate != SR:
+        from features.audio import resample
+        bank = [resample(y, SR, rate) for y in bank]
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10,
                              batch_size=262144)
-    n_chunks = int(args.seconds * SR) // CHUNK
+    n_chunks = int(args.seconds * rate) // chunk
     t = time.perf_counter()
     for c in range(n_chunks):
         for s in range(args.streams):
-            key, value, headers = encode_audio(f"s{s}", bank[s % 16][c * CHUNK:(c + 1) * CHUNK],
-                                               SR, c, sample_index=c * CHUNK)
+            key, value, headers = encode_audio(f"s{s}", bank[s % 16][c * chunk:(c + 1) * chunk],
+                                               rate, c, sample_index=c * chunk)
             producer.send(topic, key=key, value=value, headers=headers)
     producer.flush()
     producer.close()  # its buffers are no part of the consumer measured below
     total = n_chunks * args.streams
-    audio_seconds = total * CHUNK / SR
+    audio_seconds = total * chunk / rate
     print(f"produced {total} messages ({audio_seconds:.0f} audio-s) in {time.perf_counter() - t:.1f} s")
 
     # (a) the ceiling: consume only -- before and after (b), as this machine's speed drifts
