@@ -233,6 +233,15 @@ class ConsumeService:
             start = position[stream_id]
             position[stream_id] = start + n
             self.tracks[stream_id].history.append((offset, start, start + n))
+        out = self._annotate(preds)
+        for track in self.tracks.values():  # forget messages no future window can use
+            while track.history and track.history[0][2] <= track.next_window_start:
+                track.history.popleft()
+        return out, dead, self.commit_offsets()
+
+    def _annotate(self, preds) -> list:
+        """``(prediction, offsets it came from, drift state)`` per prediction; hands the
+        predictions to the drift monitor."""
         cfg = self.art.feature_config
         if self.monitor is not None:
             self.monitor.submit_many(preds)
@@ -247,10 +256,7 @@ class ConsumeService:
             state = self.monitor.state(p.stream_id) if self.monitor is not None else None
             out.append((p, offsets, state))
         self.stats.windows += len(preds)
-        for track in self.tracks.values():  # forget messages no future window can use
-            while track.history and track.history[0][2] <= track.next_window_start:
-                track.history.popleft()
-        return out, dead, self.commit_offsets()
+        return out
 
     def _send(self, scored) -> None:
         """Send a scored batch's predictions and dead letters; queue them for commit."""
@@ -272,7 +278,7 @@ class ConsumeService:
             for f in futures:
                 if f.failed():
                     raise f.exception
-            ready = snapshot
+            ready = snapshot or ready  # None: sends with no offsets of their own (evictions)
         if ready:
             self.consumer.commit_async(ready)
 
@@ -406,13 +412,22 @@ class ConsumeService:
             self.monitor.forget(sid)
 
     def _evict_idle(self):
-        """Streams silent for ``idle_timeout`` are dropped; their unscored tail (less than a
-        window hop, which offline prediction does not score either) no longer holds commits."""
+        """Streams silent for ``idle_timeout`` have ended, as a file ends: the windows their end
+        completes are scored and sent (a resampled stream's last ~1 ms of look-ahead, a stream
+        shorter than one window zero-padded -- as offline prediction does), then they are
+        dropped, and their unscored tail (less than a window hop, which offline prediction does
+        not score either) no longer holds commits. (The worker is idle here.)"""
         now = time.monotonic()
+        ended = []
         for sid, track in list(self.tracks.items()):
             if now - track.last_seen > self.idle_timeout:
+                ended += self._annotate(self.engine.flush(sid))
                 self._drop_stream(sid)
                 self.stats.evicted += 1
+        if ended:
+            # committed only with (after) the next batch's offsets, which no longer wait for
+            # these streams: in order, once these sends are acknowledged too
+            self._send((ended, [], None))
         if self.monitor is not None:  # histories rebuilt by predictions queued before a drop
             for sid in list(self.monitor.streams):
                 if sid not in self.tracks:

@@ -238,6 +238,28 @@ def test_streams_scored_exactly_as_offline(bootstrap):
     assert d["offsets"][0][0] == topic and d["offsets"][0][2] <= d["offsets"][0][3]
 
 
+def test_ended_streams_score_their_last_windows(bootstrap):
+    """A stream that goes quiet past the idle timeout has ended, as a file ends: a 44.1 kHz
+    stream's last window (waiting for the resampler's look-ahead) and a stream shorter than one
+    window (zero-padded) are scored as `audioclf predict` scores the same audio."""
+    topic, out = uid("audio"), uid("pred")
+    create_topic(bootstrap, topic, 2)
+    y44 = resample(stream_audio(3, 6.0), SR, 44100)  # its last window ends at its last sample
+    streams = {"dev44k": (np.round(y44 * 32768).clip(-32768, 32767) / 32768).astype(np.float32),
+               "short": stream_audio(5, 0.6)}
+    rates = {"dev44k": 44100}
+    produce(bootstrap, topic, streams, rates=rates)
+    expected = expected_windows(streams, rates)
+    proc = start_consumer(bootstrap, topic, uid("g"), out,
+                          extra_env={"AUDIOCLF_IDLE_TIMEOUT": "2"})
+    msgs = read_topic(bootstrap, out, covered(expected))
+    code, err = stop(proc)
+    assert code == 0, err
+    seen = windows_seen(msgs)
+    assert {sid: dict(ws) for sid, ws in seen.items()} == expected
+    assert '"evicted": 2' in err, err[-500:]
+
+
 def test_malformed_messages_go_to_dlq(bootstrap):
     topic, out, dlq = uid("audio"), uid("pred"), uid("dlq")
     good = {"ok": stream_audio(3, 3.0)}
@@ -402,3 +424,4 @@ def test_sequence_gaps_are_counted(bootstrap):
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert summary["messages"] == len(seqs)
     assert summary["seq_gaps"] == 2 and summary["seq_repeats"] == 1
+
