@@ -135,6 +135,8 @@ class ConsumeService:
             def on_partitions_assigned(self, assigned):
                 service._reposition(assigned)
 
+        from kafka.errors import RetriableError
+
         self.producer = make_producer(self.client_opts)
         self.consumer = make_consumer(self.client_opts, self.group)
         self.consumer.subscribe(self.topics, listener=Listener())
@@ -145,7 +147,13 @@ class ConsumeService:
                 if max_seconds is not None and time.monotonic() - self.stats.started > max_seconds:
                     break
                 # while the worker scores batch N: fetch and decode N+1 ...
-                decoded = self._decode(self.consumer.poll(timeout_ms=300))
+                try:
+                    batch = self.consumer.poll(timeout_ms=300)
+                except RetriableError as exc:  # the broker is away: kafka-python reconnects
+                    self._log({"event": "poll-retry", "error": f"{type(exc).__name__}: {exc}"})
+                    time.sleep(0.2)
+                    continue
+                decoded = self._decode(batch)
                 if self._must_rewind:  # a rebalance could not settle what was sent
                     self._quiet_wait_worker()
                     self._rewind()

@@ -425,3 +425,45 @@ def test_sequence_gaps_are_counted(bootstrap):
     assert summary["messages"] == len(seqs)
     assert summary["seq_gaps"] == 2 and summary["seq_repeats"] == 1
 
+
+def test_transient_poll_error_does_not_stop_the_service(bootstrap, monkeypatch):
+    """A retriable error out of ``poll`` (a broker away at the wrong moment) is logged and the
+    loop polls again. Injected: the real broker cannot be made to fail inside one particular
+    poll on demand (a broker restart mid-stream is tested above)."""
+    import io
+    import threading
+
+    import stream.consume as consume
+    from kafka.errors import KafkaConnectionError
+
+    topic, out = uid("audio"), uid("pred")
+    create_topic(bootstrap, topic, 1)
+    streams = {"dev": stream_audio(2, 3.0)}
+    produce(bootstrap, topic, streams)
+    real_make_consumer = consume.make_consumer
+
+    def flaky_consumer(*args, **kwargs):
+        c = real_make_consumer(*args, **kwargs)
+        real_poll, calls = c.poll, []
+
+        def poll(*a, **k):
+            calls.append(1)
+            if len(calls) in (2, 3):
+                raise KafkaConnectionError("111 ECONNREFUSED (injected)")
+            return real_poll(*a, **k)
+        c.poll = poll
+        return c
+    monkeypatch.setattr(consume, "make_consumer", flaky_consumer)
+    log = io.StringIO()
+    svc = consume.ConsumeService(load_model(default_model_path()),
+                                 {"bootstrap_servers": [bootstrap]}, [topic], uid("g"), out,
+                                 status_every=1e9, status_out=log)
+    expected = expected_windows(streams)
+    th = threading.Thread(target=svc.run, kwargs={"max_seconds": 60}, daemon=True)
+    th.start()
+    msgs = read_topic(bootstrap, out, covered(expected), timeout=60)
+    svc.stop_event.set()
+    th.join(timeout=30)
+    assert not th.is_alive()
+    assert {sid: dict(ws) for sid, ws in windows_seen(msgs).items()} == expected
+    assert log.getvalue().count('"poll-retry"') == 2
