@@ -250,10 +250,8 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     for row in rows:
         row.pop("_oof", None)
     model = _forest(ds.task, best["family"], opts.seed)
-    n_values = len(set(y_tr)) if ds.task == "classify" else 1
-    model.set_params(n_jobs=opts.n_jobs, max_leaf_nodes=leaf_cap(
-        best, len(X_tr), len(X_tr), n_values, opts.max_model_mb),
-        **{k: best[k] for k in SEARCH_SPACE})
+    model.set_params(n_jobs=opts.n_jobs, max_leaf_nodes=best["max_leaf_nodes"],  # the search's
+                     **{k: best[k] for k in SEARCH_SPACE})
     model.fit(X_tr, y_tr)
     model.set_params(n_jobs=1)  # live scoring is one small batch at a time
     labels = [str(c) for c in model.classes_] if ds.task == "classify" else None
