@@ -98,8 +98,8 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
     """Decode ``path`` to mono float32 in [-1, 1] at ``sr`` Hz (``None`` keeps the file's rate).
 
     Returns ``(y, sr)`` with ``y.shape == (n_samples,)``. Channels are averaged; resampling is
-    :func:`resample` (scipy's polyphase result). Raises :class:`AudioError` for missing, empty, non-audio, truncated,
-    zero-length or non-finite input and absurd rates.
+    :func:`resample` (scipy's polyphase result). Raises :class:`AudioError` for missing, empty,
+    non-audio, truncated, zero-length or non-finite input and absurd rates.
     """
     import soundfile as sf
 
