@@ -233,6 +233,8 @@ class DriftMonitor:
                  capture_dir: str | None = None, on_change=None):
         self.art = art
         self.baseline = art.baseline
+        # the baseline's classes, when the model is a classifier (prediction-mix drift)
+        self.labels = self.baseline.get("labels") if art.labels is not None else None
         self.th = thresholds or DriftThresholds()
         self.window, self.every, self.min_windows = window, every, min_windows
         self.capture = None
@@ -322,10 +324,9 @@ class DriftMonitor:
         st = self.streams.get(stream_id)
         if st is None:
             edges = self.baseline["edges"]
-            labels = self.baseline.get("labels") if self.art.labels is not None else None
             st = self.streams[stream_id] = {
                 "history": StreamHistory(edges.shape[0], edges.shape[1] + 1, self.window,
-                                         len(labels or ())),
+                                         len(self.labels or ())),
                 "since": 0, "detector": DriftDetector(self.th.k_enter, self.th.k_leave),
                 "last": {}}
         return st
@@ -334,7 +335,7 @@ class DriftMonitor:
              ) -> dict | None:
         """Add consecutive predictions of one stream (no evaluation due before the last)."""
         hist = st["history"]
-        labels = self.baseline.get("labels") if self.art.labels is not None else None
+        labels = self.labels
         classes = [labels.index(p.label) if labels and p.label in labels else -1 for p in preds]
         confs = [np.nan if p.probability is None else p.probability for p in preds]
         hist.add_many(bins, vectors, classes, confs)
