@@ -1,4 +1,5 @@
-"""Many concurrent 16 kHz streams through the broker: audioclf consume vs a bare consume loop.
+"""Many concurrent streams (16 kHz, or --rate) through the broker: audioclf consume vs a bare
+consume loop.
 
     python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--rate 16000]
                           [--bootstrap 127.0.0.1:9092]

@@ -1,0 +1,90 @@
+"""Memory for long recordings: reading one, and extracting training features from several.
+
+    python bench/long_audio.py [--minutes 20] [--files 6] [--file-minutes 5]
+
+Each measurement runs in its own process and reports that process's peak RSS.
+(a) A generated ``--minutes`` 48 kHz stereo 16-bit WAV read to 16 kHz mono: audioclf's
+``read_audio`` (block-wise decoding and downmix, chunked resampling) against the usual
+whole-file code, ``soundfile.read`` + channel mean + ``scipy.signal.resample_poly``, measured
+in the same run. (b) ``--files`` recordings of ``--file-minutes`` at 16 kHz through
+``train.extract.extract_windows`` in one worker, against the size of their decoded audio.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+READ_OURS = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from features import read_audio
+y, _ = read_audio({path!r}, sr=16000)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, y.shape[0])
+"""
+READ_REFERENCE = """
+import resource
+import soundfile as sf
+from scipy.signal import resample_poly
+data, sr = sf.read({path!r}, dtype="float32", always_2d=True)
+y = resample_poly(data.mean(axis=1), 1, 3).astype("float32")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, y.shape[0])
+"""
+EXTRACT = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from features import FeatureConfig
+from train.extract import extract_windows
+w = extract_windows({paths!r}, FeatureConfig(), n_jobs=1, cache_dir=None, progress=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, w.X.shape[0])
+"""
+
+
+def run(code: str) -> tuple[float, int]:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    return float(out[0]), int(out[1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--files", type=int, default=6)
+    ap.add_argument("--file-minutes", type=float, default=5.0)
+    args = ap.parse_args()
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        stereo = os.path.join(tmp, "long_stereo.wav")
+        with sf.SoundFile(stereo, "w", 48000, 2, "PCM_16") as fh:
+            for _ in range(int(args.minutes)):
+                fh.write((0.1 * rng.standard_normal((48000 * 60, 2))).astype(np.float32))
+        ours, n = run(READ_OURS.format(root=ROOT, path=stereo))
+        ref, n_ref = run(READ_REFERENCE.format(path=stereo))
+        out_mb = n * 4 / 2 ** 20
+        print(f"read {int(args.minutes)} min 48 kHz stereo to 16 kHz mono (output {out_mb:.0f} MiB): "
+              f"audioclf peak RSS {ours:.0f} MB, whole-file soundfile + resample_poly {ref:.0f} MB "
+              f"({ref / ours:.1f}x)")
+        assert n == n_ref, (n, n_ref)
+
+        paths = []
+        for k in range(args.files):
+            paths.append(os.path.join(tmp, f"rec{k}.wav"))
+            sf.write(paths[-1], (0.1 * rng.standard_normal(int(args.file_minutes * 60 * 16000))
+                                 ).astype(np.float32), 16000, subtype="PCM_16")
+        rss, windows = run(EXTRACT.format(root=ROOT, paths=paths))
+        audio_mb = args.files * args.file_minutes * 60 * 16000 * 4 / 2 ** 20
+        print(f"extract_windows, {args.files} recordings of {args.file_minutes:g} min in one worker "
+              f"({windows} windows; their decoded audio alone is {audio_mb:.0f} MiB): "
+              f"peak RSS {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
