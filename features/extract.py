@@ -82,7 +82,9 @@ class FrameAnalyzer:
 
     def _analyze_block(self, frames: np.ndarray, out: np.ndarray) -> None:
         cfg, lay = self.cfg, self.layout
-        power = sp.power_spectrum(sp.stft_frames(frames, cfg.win_length))  # (n, n_bins) f64
+        raw = frames.astype(np.float64)  # for the RMS; then windowed in place for the FFT
+        rms_db = sp.power_to_db(sp.rms(raw) ** 2)
+        power = sp.power_spectrum(sp.stft_frames(raw, cfg.win_length, overwrite=True))  # (n, n_bins)
         log_mel = sp.power_to_db(power @ self.mel_fb.T)  # (n, n_mels)
         out[:, lay.logmel] = log_mel
         out[:, lay.mfcc] = log_mel @ self.dct.T
@@ -91,9 +93,9 @@ class FrameAnalyzer:
         out[:, lay.scalar["centroid"]] = centroid
         out[:, lay.scalar["bandwidth"]] = bandwidth
         out[:, lay.scalar["rolloff"]] = self.freqs[sp.rolloff_bins(S.T, cfg.rolloff_percent)]
-        out[:, lay.scalar["flatness"]] = sp.spectral_flatness(S)[0]
+        out[:, lay.scalar["flatness"]] = sp.power_flatness(power)
         out[:, lay.scalar["zcr"]] = sp.zero_crossing_rate(frames)
-        out[:, lay.scalar["rms_db"]] = sp.power_to_db(sp.rms(frames) ** 2)
+        out[:, lay.scalar["rms_db"]] = rms_db
         out[:, lay.contrast] = sp.spectral_contrast(S, cfg.sr, cfg.n_fft, cfg.contrast_fmin,
                                                     cfg.contrast_bands).T
 

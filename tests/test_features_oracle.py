@@ -112,3 +112,17 @@ def test_dct_matrix_is_ortho_dct():
     import scipy.fft
     x = np.random.default_rng(3).standard_normal((40, 7))
     close(sp.dct_matrix(40, 13) @ x, scipy.fft.dct(x, axis=0, norm="ortho")[:13])
+
+
+def test_rolloff_bins_equals_a_plain_cumulative_search():
+    # the two-level search against the definition, on spectra whose roll-off lands in every
+    # block, including the short last one (bin 256 alone) and all-zero frames
+    rng = np.random.default_rng(5)
+    S = rng.random((400, N_FFT // 2 + 1)) ** 4
+    S[::7, : rng.integers(1, 256)] = 0.0  # energy only above some bin
+    S[1::7, -1] = 1e6  # nearly all energy in the Nyquist bin
+    S[2::7] = 0.0
+    for percent in (0.5, 0.85, 0.99):
+        cum = np.cumsum(S, axis=1)
+        expected = np.minimum(np.argmax(cum >= percent * cum[:, -1:], axis=1), S.shape[1] - 1)
+        np.testing.assert_array_equal(sp.rolloff_bins(S, percent), expected)
