@@ -230,8 +230,11 @@ def resample_outputs(xp: np.ndarray, lo: int, a: int, b: int, up: int, down: int
     weights, half = _phase_weights(up, down)
     K = weights.shape[1]  # taps per phase
     xp = np.asarray(xp, dtype=np.float32)
-    if b - a < 64 * up:  # few outputs per phase (a stream's block): one gather, not `up` products
-        v = np.arange(a, b) * down + half
+    if b - a < 64 * up:  # few outputs per phase (a stream's block)
+        c0, c1 = -(-a // up), b // up  # the whole cycles of `up` outputs in a..b-1
+        if c1 - c0 >= 2 and resample_cycle(up, down) > 1:
+            return _cycle_outputs(xp, lo, a, b, c0, c1, up, down)
+        v = np.arange(a, b) * down + half  # one gather, not `up` products
         taps = xp[(v // up - K + 1 - lo)[:, None] + np.arange(K)]
         return np.einsum("nk,nk->n", taps, weights[v % up])
     out = np.empty(b - a, np.float32)
@@ -245,6 +248,53 @@ def resample_outputs(xp: np.ndarray, lo: int, a: int, b: int, up: int, down: int
         count = (b - 1 - first_m) // up + 1
         out[first_m - a::up] = frame(xp[first:], K, down)[:count] @ weights[phase]
     return out
+
+
+CYCLE_MATRIX_MAX = 1 << 20  # elements (4 MB) of the largest cycle matrix built
+
+
+def resample_cycle(up: int, down: int) -> int:
+    """Outputs per cycle of :func:`resample_outputs`' matrix-product path (1: none): a span of
+    whole cycles, at least two, costs no gather."""
+    if up == 1:
+        return 1
+    return up if up * (down + resample_taps(up, down)[0]) <= CYCLE_MATRIX_MAX else 1
+
+
+def _cycle_outputs(xp, lo, a, b, c0, c1, up, down) -> np.ndarray:
+    """:func:`resample_outputs` for a stream's block holding whole cycles ``c0..c1-1``.
+
+    Every ``up`` outputs the filter reads the same input pattern again, ``down`` inputs on, so
+    whole cycles are one matrix product: a strided view with a cycle's inputs per row times
+    :func:`_cycle_matrix` (mostly zeros, yet ~3x faster than gathering the taps at 44.1 kHz).
+    The partial cycles at either end are gathered.
+    """
+    H, first = _cycle_matrix(up, down)
+    out = np.empty(b - a, np.float32)
+    if c0 * up > a:
+        out[:c0 * up - a] = resample_outputs(xp, lo, a, c0 * up, up, down)
+    cycles = np.lib.stride_tricks.as_strided(
+        xp[c0 * down + first - lo:], shape=(c1 - c0, H.shape[0]),
+        strides=(down * xp.strides[0], xp.strides[0]), writeable=False)
+    out[c0 * up - a:c1 * up - a] = (cycles @ H).reshape(-1)
+    if b > c1 * up:
+        out[c1 * up - a:] = resample_outputs(xp, lo, c1 * up, b, up, down)
+    return out
+
+
+@lru_cache(maxsize=8)
+def _cycle_matrix(up: int, down: int) -> tuple[np.ndarray, int]:
+    """``(H, first)``: output ``c*up + p`` is ``x[c*down + first : ...] @ H[:, p]``; H is
+    ``(span, up)`` float32, the phases' weights placed at their inputs within the span."""
+    weights, half = _phase_weights(up, down)
+    K = weights.shape[1]
+    oldest = (np.arange(up) * down + half) // up - K + 1  # output p's oldest input (cycle 0)
+    first = int(oldest[0])
+    H = np.zeros((int(oldest[-1]) + K - first, up), np.float32)
+    for p in range(up):
+        H[oldest[p] - first:oldest[p] - first + K, p] = weights[(p * down + half) % up]
+    H.flags.writeable = False
+    return H, first
 
 
 @lru_cache(maxsize=32)
