@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from features.audio import resample_cycle, resample_inputs, resample_outputs, resample_taps
+from features.audio import resample_block, resample_inputs, resample_outputs, resample_taps
 
 
 class StreamResampler:
@@ -15,10 +15,10 @@ class StreamResampler:
     stream (the filter training used, zero-phase, same alignment; to float32 rounding),
     however the input is split: train and serve see the same audio at any device or message
     rate. An output is emitted once every input it reads has arrived, which holds it back by
-    half the filter, under 1 ms for common rates -- and for ratios such as 44.1 -> 16 kHz
-    until a whole cycle of outputs is ready (160 outputs, 10 ms), which one matrix product
-    computes at a third of the cost (``delay_seconds``: the most an output waits). ``flush``
-    emits the last ones at the end of a stream.
+    half the filter, under 1 ms for common rates -- and until a whole block of outputs is
+    ready, which one matrix product computes at a third of the cost (16 outputs, 1 ms, from
+    48 kHz; a cycle of 160, 10 ms, from 44.1 kHz; ``delay_seconds``: the most an output
+    waits). ``flush`` emits the last ones at the end of a stream.
     """
 
     def __init__(self, from_sr: int, to_sr: int):
@@ -28,10 +28,10 @@ class StreamResampler:
         if self.identity:
             return
         taps, self._half = resample_taps(self.up, self.down)
-        self._cycle = resample_cycle(self.up, self.down)  # outputs are emitted in whole cycles
-        self.delay_seconds = self._half / self.up / from_sr + (self._cycle - 1) / to_sr
+        self._block = resample_block(self.up, self.down)  # outputs are emitted in whole blocks
+        self.delay_seconds = self._half / self.up / from_sr + (self._block - 1) / to_sr
         # inputs later outputs still read (taps - 1, plus those of outputs held back for a
-        # whole cycle); zeros before the stream starts
+        # whole block); zeros before the stream starts
         self._hist = np.zeros(taps - 1, dtype=np.float32)
         self._in_total = 0  # input samples consumed
         self._out_total = 0  # output samples produced
@@ -44,7 +44,7 @@ class StreamResampler:
         self._in_total += x.shape[0]
         # the outputs whose newest input, (m*down + half) // up, has arrived
         ready = (self._in_total * self.up - 1 - self._half) // self.down + 1
-        ready -= ready % self._cycle
+        ready -= ready % self._block
         return self._emit(np.concatenate([self._hist, x]), base, ready)
 
     def flush(self) -> np.ndarray:

@@ -88,7 +88,7 @@ def test_allocator_tuning_is_applied_once_and_can_be_turned_off():
 def test_stream_resampler_equals_whole_signal_resample(rates):
     """Any split of the input (one sample at a time included) plus flush gives the samples the
     offline resampler gives the whole signal, to float32 rounding, and no more or fewer --
-    through both the gathered and the whole-cycle matrix-product paths."""
+    through the gathered, per-phase and whole-block matrix-product paths."""
     from features.audio import resample, resample_taps
     from stream.resample import StreamResampler
 
@@ -99,8 +99,8 @@ def test_stream_resampler_equals_whole_signal_resample(rates):
         for block in (1, 13, 4096):
             r = StreamResampler(*rates)
             parts = [r.process(x[i:i + block]) for i in range(0, n, block)]
-            # bounded state: the filter's inputs, plus those of outputs held for a whole cycle
-            held = -(-(r._cycle - 1) * r.down // r.up)
+            # bounded state: the filter's inputs, plus those of outputs held for a whole block
+            held = -(-(r._block - 1) * r.down // r.up)
             assert r._hist.size <= resample_taps(r.up, r.down)[0] - 1 + held
             got = np.concatenate(parts + [r.flush()])
             assert got.shape == want.shape
