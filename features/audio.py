@@ -262,10 +262,11 @@ def resample_block(up: int, down: int) -> int:
     cycles of ``up`` outputs, at least ``MIN_BLOCK``. A span of whole blocks (two or more)
     is one matrix product, with nothing gathered.
 
-    Downsampling only: upsampled audio's top band is the filter's stop band, float32 rounding
-    noise that log-mel features still see. An upsampling stream keeps the per-phase products
-    the offline path uses; the block product's different rounding moved 8 kHz features by
-    0.6% of their scale against ``predict`` (the engine test allows 0.01%)."""
+    Downsampling only: upsampled audio's top band is the filter's stop band, whose quietest
+    bins are float32 rounding noise -- and spectral contrast's valleys and the top mel bands
+    see them. An upsampling stream keeps the per-phase products the offline path uses; the
+    block product's different rounding moved 8 kHz streams' ``contrast5_std`` by 0.65% of its
+    scale against ``predict`` (the engine test allows 0.01%)."""
     if up >= down:
         return 1
     block = up * -(-MIN_BLOCK // up)
