@@ -257,6 +257,7 @@ BLOCK_MATRIX_MAX = 1 << 20  # elements (4 MB) of the largest block matrix built
 MIN_BLOCK = 16  # outputs: a block spans several short cycles (48 -> 16 kHz: one output each)
 
 
+@lru_cache(maxsize=32)
 def resample_block(up: int, down: int) -> int:
     """Outputs per block of :func:`resample_outputs`' matrix-product path (1: none): whole
     cycles of ``up`` outputs, at least ``MIN_BLOCK``. A span of whole blocks (two or more)
