@@ -221,11 +221,14 @@ def resample_outputs(xp: np.ndarray, lo: int, a: int, b: int, up: int, down: int
     """Outputs ``a..b-1`` of :func:`resample` (rate ratio ``up/down``) from ``xp``, the inputs
     ``lo..`` (at least to ``resample_inputs(a, b)[1]``), float32.
 
-    ``y[m] = sum_j x[j] * up * h[half + m*down - j*up]``, one output phase at a time: the outputs
-    of a phase read the input at a fixed stride, so each phase is one matrix-vector product over
-    a strided view (no zero-stuffing, no discarded outputs). Any split into spans gives the
-    same samples to float32 rounding (BLAS may sum a row differently; within 5e-7), so a stream
-    resampled block by block equals the whole signal resampled.
+    ``y[m] = sum_j x[j] * up * h[half + m*down - j*up]`` (no zero-stuffing, no discarded
+    outputs), computed one of three ways: a span under ``BLOCK_PATH_OUTPUTS`` holding two or
+    more whole blocks (:func:`resample_block`, downsampling only) as one matrix product; a span
+    with few outputs per phase as one gather of every output's taps; otherwise one output
+    phase at a time, each phase a matrix-vector product over a strided view (its outputs read
+    the input at a fixed stride). Any split into spans gives the same samples to float32
+    rounding (BLAS may sum a row differently; within 5e-7), so a stream resampled block by
+    block equals the whole signal resampled.
     """
     weights, half = _phase_weights(up, down)
     K = weights.shape[1]  # taps per phase
