@@ -111,9 +111,10 @@ def parallel_speedup(rows, seed):
     from features import FeatureConfig
     from train.extract import extract_windows
 
-    win = extract_windows([r["path"] for r in rows if r["split"] != "test"], FeatureConfig(),
-                          n_jobs=2, cache_dir=None, progress=False)
-    y = np.array([r["digit"] for r in rows if r["split"] != "test"])[win.owner]
+    train = [r for r in rows if r["split"] != "test"]
+    win = extract_windows([r["path"] for r in train], FeatureConfig(), n_jobs=2, cache_dir=None,
+                          progress=False)
+    y = np.array([r["digit"] for r in train])[win.owner]
     rng = np.random.default_rng(seed)
     folds = [np.sort(rng.permutation(len(y))[:len(y) * 3 // 4]) for _ in range(4)]
     alone = _timed_fit(win.X, y, folds[0], seed)
@@ -124,11 +125,11 @@ def parallel_speedup(rows, seed):
     return alone, both
 
 
-def _timed_fit(X, y, rows, seed):
+def _timed_fit(X, y, fold, seed):
     from sklearn.ensemble import ExtraTreesClassifier
 
     t = time.perf_counter()
-    ExtraTreesClassifier(300, min_samples_leaf=2, n_jobs=1, random_state=seed).fit(X[rows], y[rows])
+    ExtraTreesClassifier(300, min_samples_leaf=2, n_jobs=1, random_state=seed).fit(X[fold], y[fold])
     return time.perf_counter() - t
 
 
