@@ -10,8 +10,9 @@ to a 4-partition topic, then in one run measures (a) a bare kafka-python consume
 topic (the ceiling; once before and once after (b), averaged, as the machine's speed drifts)
 and (b) one `ConsumeService` (decode, incremental features, batched scoring, predictions
 produced and flushed, offsets committed). Prints audio-seconds per wall-second (= concurrent
-real-time streams one process sustains), the ratio to the ceiling, and state bytes per stream
-and process RSS. Uses ../shared/tools/kafka-broker.sh when no --bootstrap.
+real-time streams one process sustains), the ratio to the ceiling, the CPU each loop used
+(a bare loop far below one core is waiting for the broker, not parsing), and state bytes per
+stream and process RSS. Uses ../shared/tools/kafka-broker.sh when no --bootstrap.
 """
 from __future__ import annotations
 
@@ -48,22 +49,27 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def bare_consume(bootstrap: str, topic: str, total: int) -> float:
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def bare_consume(bootstrap: str, topic: str, total: int) -> tuple[float, float]:
     """Seconds a bare kafka-python loop (a new group, same settings as `consume`) takes to read
-    the topic: the ceiling."""
+    the topic -- the ceiling -- and the CPU-seconds this process spent meanwhile."""
     from stream.kafka_io import make_consumer
 
     c = make_consumer({"bootstrap_servers": [bootstrap]}, f"bare-{uuid.uuid4().hex[:6]}")
     c.subscribe([topic])
-    got, t0 = 0, None
+    got, t0, cpu0 = 0, None, 0.0
     while got < total:
         for recs in c.poll(timeout_ms=500).values():
             if t0 is None:
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), cpu_seconds()
             got += len(recs)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     c.close()
-    return elapsed
+    return elapsed, cpu
 
 
 def main():
@@ -112,7 +118,7 @@ def main():
     print(f"produced {total} messages ({audio_seconds:.0f} audio-s) in {time.perf_counter() - t:.1f} s")
 
     # (a) the ceiling: consume only -- before and after (b), as this machine's speed drifts
-    bare_before = bare_consume(bootstrap, topic, total)
+    bare_before, bare_cpu_before = bare_consume(bootstrap, topic, total)
 
     # (b) audioclf consume, in this process
     art = load_model(default_model_path())
@@ -130,22 +136,23 @@ def main():
     while svc.stats.messages == 0:
         time.sleep(0.01)
     t0 = time.perf_counter()
-    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = cpu_seconds()
     while svc.stats.messages < total:
         time.sleep(0.01)
     ours = time.perf_counter() - t0
-    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = cpu_seconds() - cpu0
     state = svc.status()["state_bytes"]
     rss1 = rss_mb()
     svc.stop_event.set()
     th.join(timeout=30)
     if monitor is not None:
         monitor.stop()
-    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    bare_after = bare_consume(bootstrap, topic, total)
+    bare_after, bare_cpu_after = bare_consume(bootstrap, topic, total)
     bare = (bare_before + bare_after) / 2
+    bare_cores = (bare_cpu_before + bare_cpu_after) / (bare_before + bare_after)
     print(f"bare kafka-python consume : {audio_seconds / bare:9.0f} audio-s/s ({total / bare:.0f} msg/s; "
-          f"{audio_seconds / bare_before:.0f} before, {audio_seconds / bare_after:.0f} after)")
+          f"{audio_seconds / bare_before:.0f} before, {audio_seconds / bare_after:.0f} after); "
+          f"CPU {bare_cores:.2f} cores")
     print(f"audioclf consume          : {audio_seconds / ours:9.0f} audio-s/s = concurrent real-time "
           f"streams; {svc.stats.windows} windows; CPU {cpu / ours:.2f} cores")
     print(f"ratio to the ceiling      : {bare / ours:.2f}x of bare (target >= 0.5)")
