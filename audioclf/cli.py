@@ -74,7 +74,7 @@ def cmd_train(args) -> int:
     import tempfile
 
     from features import FeatureConfig
-    from train.dataset import load_dataset
+    from train.dataset import load_datasets
     from train.fit import TrainOptions, train_model
 
     from .artifact import save_model
@@ -83,13 +83,15 @@ def cmd_train(args) -> int:
     data = args.data
     if args.synthetic:
         from train.synthetic import generate_dataset
-        data = args.data or os.path.join(tempfile.gettempdir(), "audioclf-synthetic")
-        data = generate_dataset(data, n_per_class=args.synthetic_per_class, seed=args.seed)
-        console.print(f"generated synthetic dataset: {data}")
+        if len(data) > 1:
+            raise UsageError("--synthetic takes one DATA folder (where to generate it)")
+        folder = data[0] if data else os.path.join(tempfile.gettempdir(), "audioclf-synthetic")
+        data = [generate_dataset(folder, n_per_class=args.synthetic_per_class, seed=args.seed)]
+        console.print(f"generated synthetic dataset: {data[0]}")
     if not data:
         raise FileNotFoundError("give DATA (a folder of class subfolders or a CSV), "
                                 "or --synthetic")
-    ds = load_dataset(data, task=args.task)
+    ds = load_datasets(data, task=args.task)
     cfg = FeatureConfig(sr=args.sr, window_seconds=args.window, window_hop_seconds=args.hop)
     opts = TrainOptions(n_iter=args.n_iter, cv=args.cv, n_jobs=args.jobs, seed=args.seed,
                         cache_dir=None if args.no_cache else (args.cache or ""),
@@ -175,17 +177,20 @@ def cmd_evaluate(args) -> int:
     from .artifact import load_model
 
     art = load_model(args.model)
-    ds = load_dataset(args.data, task=art.task, require_labels=False)
-    items = ds.subset("test") if ds.has_split else ds.items
+    # each source's test split if it has one, else all of it
+    parts = [load_dataset(d, task=art.task, require_labels=False) for d in args.data]
+    items = [it for ds in parts for it in (ds.subset("test") if ds.has_split else ds.items)]
+    data_name = " + ".join(args.data)
+    data_title = " + ".join(os.path.basename(os.path.normpath(d)) for d in args.data)
     win = extract_windows([it.path for it in items], art.feature_config, n_jobs=args.jobs,
                           cache_dir=None if args.no_cache else "", progress=not args.json)
     if win.X.shape[0] == 0:
-        raise FileNotFoundError(f"{args.data}: no readable audio to evaluate")
+        raise FileNotFoundError(f"{data_name}: no readable audio to evaluate")
     if art.is_classifier:
         truth = np.array([it.label for it in items], dtype=object)
         unknown = sorted(set(truth[np.unique(win.owner)]) - set(art.labels))
         if unknown:
-            raise UsageError(f"{args.data}: labels the model does not know: {', '.join(unknown)}")
+            raise UsageError(f"{data_name}: labels the model does not know: {', '.join(unknown)}")
     else:
         truth = np.array([it.target for it in items], dtype=float)
     scores = art.score(win.X)
@@ -194,7 +199,7 @@ def cmd_evaluate(args) -> int:
     png = args.png or _stem(args.model) + (".confusion.png" if art.is_classifier else
                                            ".regression.png")
     if art.is_classifier:
-        plot_confusion(m, png, title=f"{_stem(args.model)} on {os.path.basename(args.data)}")
+        plot_confusion(m, png, title=f"{_stem(args.model)} on {data_title}")
     else:
         from train.evaluate import file_scores
         files, per_file = file_scores(scores, win.owner)
@@ -206,7 +211,7 @@ def cmd_evaluate(args) -> int:
     console = _console()
     for reason in m["skipped"]:
         console.print(f"[yellow]skipped[/] {reason}")
-    _print_metrics(console, f"{os.path.basename(args.data)} (per file)", m, art.task)
+    _print_metrics(console, f"{data_title} (per file)", m, art.task)
     if art.is_classifier:
         from rich.table import Table
         t = Table(title="per class (files)")
@@ -481,8 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("train", help="train a forest from a folder/CSV of recordings")
-    s.add_argument("data", nargs="?", metavar="DATA",
-                   help="folder with one subfolder per class, or CSV manifest")
+    s.add_argument("data", nargs="*", metavar="DATA",
+                   help="folder with one subfolder per class, or CSV manifest; several are "
+                        "trained on together (e.g. the original data and a labelled capture "
+                        "folder's manifest.csv)")
     s.add_argument("--out", required=True, metavar="MODEL", help="output .joblib path")
     s.add_argument("--task", choices=["classify", "regress"], default=None,
                    help="default: regress if the CSV has a 'target' column, else classify")
@@ -511,7 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="metrics of a model on a labelled folder/CSV")
     s.add_argument("model", metavar="MODEL")
-    s.add_argument("data", metavar="DATA")
+    s.add_argument("data", nargs="+", metavar="DATA",
+                   help="folder(s)/CSV(s): each one's test split if it has one, else all of it")
     s.add_argument("--json", action="store_true")
     s.add_argument("--png", help="plot path (confusion matrix or predicted-vs-true)")
     s.add_argument("--jobs", type=int, default=-1)

@@ -1,8 +1,11 @@
 """Saving drifted windows for retraining: WAV + feature vector + prediction, with a manifest.
 
-``manifest.csv`` has the columns ``audioclf train`` reads (``path``, ``label``); ``label`` is
-left empty for a person to fill in -- training refuses rows without one. The folder is bounded:
-past ``max_bytes`` the oldest windows are deleted (and counted).
+``manifest.csv`` has the columns ``audioclf train`` reads (``path``, ``label``, ``group``);
+``label`` is left empty for a person to fill in -- training refuses rows without one. Windows
+overlap (a 1 s window every 0.25 s), so a run of captured windows that share samples is one
+``group``: cross-validation keeps it on one side of every split, and validation does not score
+audio the model was trained on. The folder is bounded: past ``max_bytes`` the oldest windows
+are deleted (and counted).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import numpy as np
 
 from features.audio import write_wav
 
-COLUMNS = ["path", "label", "predicted", "probability", "stream_id", "start", "end",
+COLUMNS = ["path", "label", "group", "predicted", "probability", "stream_id", "start", "end",
            "drift_state", "captured_at", "features"]
 
 
@@ -28,6 +31,9 @@ class CaptureWriter:
         self.rows: deque = deque()
         self.bytes = 0
         self.saved = self.dropped = 0
+        # stream id -> (end of its last captured window, that window's group), this session
+        # only: stream time starts again at 0 in a new process
+        self._runs: dict = {}
         if os.path.exists(self.manifest):  # continue an existing capture folder
             with open(self.manifest, newline="") as fh:
                 for row in csv.DictReader(fh):
@@ -37,11 +43,13 @@ class CaptureWriter:
     def save(self, pred, drift_state: str) -> str | None:
         if pred.audio is None:
             return None
-        stem = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', pred.stream_id)}_{pred.start:011.3f}"
+        stem = self._free_stem(f"{re.sub(r'[^A-Za-z0-9_.-]', '_', pred.stream_id)}_"
+                               f"{pred.start:011.3f}")
         wav, vec = stem + ".wav", stem + ".npy"
         write_wav(os.path.join(self.folder, wav), pred.audio, self.sr, subtype="FLOAT")
         np.save(os.path.join(self.folder, vec), pred.vector)
-        row = {"path": wav, "label": "", "predicted": pred.label or pred.value,
+        row = {"path": wav, "label": "", "group": self._group(pred, stem),
+               "predicted": pred.label or pred.value,
                "probability": "" if pred.probability is None else f"{pred.probability:.4f}",
                "stream_id": pred.stream_id, "start": f"{pred.start:.3f}",
                "end": f"{pred.end:.3f}", "drift_state": drift_state,
@@ -60,6 +68,24 @@ class CaptureWriter:
             self.dropped += 1
         self._write_manifest()
         return os.path.join(self.folder, wav)
+
+    def _free_stem(self, stem: str) -> str:
+        """``stem``, or ``stem-2``, ``stem-3``...: a later session into the same folder starts
+        its stream time at 0 again and must not overwrite windows a row still names."""
+        taken = {os.path.splitext(r["path"])[0] for r in self.rows}
+        candidate, k = stem, 1
+        while candidate in taken or os.path.exists(os.path.join(self.folder, candidate + ".wav")):
+            k += 1
+            candidate = f"{stem}-{k}"
+        return candidate
+
+    def _group(self, pred, stem: str) -> str:
+        """The window's run, named after its first window: it continues the stream's previous
+        run if the two windows share samples."""
+        last = self._runs.get(pred.stream_id)
+        group = last[1] if last is not None and pred.start < last[0] else stem
+        self._runs[pred.stream_id] = (pred.end, group)
+        return group
 
     def _size(self, row) -> int:
         total = 0

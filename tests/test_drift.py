@@ -196,6 +196,50 @@ def test_capture_folder_is_bounded_and_trainable(art, tmp_path):
         load_dataset(tmp_path / "cap2" / "manifest.csv")
 
 
+def test_capture_groups_overlapping_windows_and_later_sessions_keep_earlier_files(art, tmp_path):
+    """Windows that share samples are one group (so grouped CV never validates on audio it
+    trained on), and a second session into the folder -- stream time from 0 again, same
+    stream id -- adds files instead of overwriting the ones the manifest already names."""
+    from train.dataset import load_dataset
+    from train.fit import cv_splits
+
+    folder = tmp_path / "cap"
+    kept = (0, 1, 2, 6, 7, 10, 16)  # windows start every 0.25 s and last 1 s
+    for session in range(2):
+        preds = Engine(art, keep_audio=True).push("live", clean_audio(20 + session, 5.0))
+        cap = CaptureWriter(str(folder), SR)
+        for i in kept:
+            cap.save(preds[i], WARN)
+    with open(folder / "manifest.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * len(kept) and len({r["path"] for r in rows}) == len(rows)
+    groups = [r["group"] for r in rows]
+    # runs: 0-2 overlap; 6 starts where 2 ends (1.5 s) and overlaps 7 and 10; 16 stands alone
+    run = [0, 0, 0, 1, 1, 1, 2]
+    for session in range(2):
+        g = groups[session * len(kept):(session + 1) * len(kept)]
+        assert [g.index(x) for x in g] == [run.index(k) for k in run]
+    assert not set(groups[:len(kept)]) & set(groups[len(kept):])
+    # each file still holds its own session's audio: the first session's last window
+    from features import read_audio
+    first = Engine(art, keep_audio=True).push("live", clean_audio(20, 5.0))[kept[-1]].audio
+    y, _ = read_audio(folder / rows[len(kept) - 1]["path"], sr=SR)
+    np.testing.assert_array_equal(y, first)
+
+    for i, r in enumerate(rows):  # labelled by run: 4 runs of one class, 2 of the other
+        r["label"] = "speech" if run[i % len(kept)] == 1 else "noise"
+    with open(folder / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ds = load_dataset(folder / "manifest.csv")
+    assert ds.has_groups
+    g = np.array([it.group for it in ds.items])
+    y_ = np.array([it.label for it in ds.items])
+    for tr, va in cv_splits("classify", y_, g, None, 3, 0):
+        assert not set(g[tr]) & set(g[va])
+
+
 def run_cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "audioclf", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)

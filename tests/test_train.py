@@ -11,7 +11,7 @@ import pytest
 
 from audioclf.artifact import ArtifactError, load_model, save_model
 from features import FeatureConfig
-from train.dataset import DataError, load_dataset
+from train.dataset import DataError, load_dataset, load_datasets
 from train.fit import TrainOptions, cv_splits, train_model
 from train.synthetic import generate_dataset, synth_clip
 from features.audio import write_wav
@@ -236,6 +236,61 @@ def test_empty_class_and_single_class_errors(tmp_path):
     out = run_cli("train", tmp_path / "d", "--out", tmp_path / "m.joblib")
     assert out.returncode == 1 and "only one class" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def _manifest(path, rows):
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def test_several_sources_train_and_evaluate_together(two_class, tmp_path):
+    """The retraining path: the original folder plus a CSV of newly labelled audio (a capture
+    folder's manifest) in one `train`; groups keep their meaning, and `evaluate` takes both."""
+    rng = np.random.default_rng(8)
+    (tmp_path / "new").mkdir()
+    rows = []
+    for i in range(6):
+        for kind in ("siren", "noise"):
+            write_wav(tmp_path / "new" / f"{kind}{i}.wav", synth_clip(kind, rng, seconds=1.0),
+                      16000)
+            rows.append({"path": f"{kind}{i}.wav", "label": kind, "group": f"run{i % 3}"})
+    new = _manifest(tmp_path / "new" / "manifest.csv", rows)
+    ds = load_datasets([two_class, new])
+    assert ds.labels == ["noise", "siren", "tone"] and len(ds.items) == 12 + 12
+    assert ds.has_groups and {it.group for it in ds.items} == {None, "run0", "run1", "run2"}
+    assert load_datasets([two_class]).source == str(two_class)
+
+    model = tmp_path / "m.joblib"
+    out = run_cli("train", two_class, new, "--out", model, "--n-iter", 2, "--cv", 3,
+                  "--families", "et", "--no-cache", "--json")
+    assert out.returncode == 0, out.stderr
+    assert load_model(model).labels == ["noise", "siren", "tone"]
+    ev = run_cli("evaluate", model, two_class, new, "--json", "--png", tmp_path / "c.png")
+    assert ev.returncode == 0, ev.stderr
+    m = json.loads(ev.stdout)
+    assert m["n"] == 24 and m["per_class"]["siren"]["support"] == 6
+
+
+def test_several_sources_must_agree(two_class, tmp_path):
+    (tmp_path / "r").mkdir()
+    write_wav(tmp_path / "r" / "a.wav", synth_clip("tone", np.random.default_rng(0), 1.0), 16000)
+    regress = _manifest(tmp_path / "r" / "snr.csv", [{"path": "a.wav", "target": "3.5"}])
+    with pytest.raises(DataError, match=r"two is labelled \(classification\) but .*snr.csv is regression data"):
+        load_datasets([regress, two_class])
+    folded = _manifest(tmp_path / "r" / "folded.csv",
+                       [{"path": "a.wav", "label": "tone", "fold": "0"}])
+    with pytest.raises(DataError, match="folded.csv has a 'fold' column but .* has none"):
+        load_datasets([two_class, folded])
+    again = _manifest(tmp_path / "again.csv",
+                      [{"path": "two/tone/0.wav", "label": "tone"}])
+    with pytest.raises(DataError, match=r"0\.wav is listed twice"):
+        load_datasets([two_class, again])
+    out = run_cli("train", two_class, again, "--out", tmp_path / "m.joblib")
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
+    assert "listed twice" in out.stderr
 
 
 def test_feature_cache_is_used(two_class, tmp_path):

@@ -66,6 +66,48 @@ def load_dataset(data, task: str | None = None, require_labels: bool = True) -> 
     return ds
 
 
+def load_datasets(sources, task: str | None = None, require_labels: bool = True) -> Dataset:
+    """Several folders/CSVs as one dataset -- e.g. the original recordings and a capture folder
+    whose labels were filled in (``audioclf train DATA drifted/manifest.csv``).
+
+    Every source must be for the same task. Groups, splits and folds keep their meaning per
+    item: a group name is the same group in every source (a speaker stays on one side of the
+    splits), items without a split are training data. Folds must be given by all sources or
+    none, and a file may be listed only once.
+    """
+    parts = [load_dataset(s, task=task, require_labels=False) for s in sources]
+    if not parts:
+        raise DataError("no DATA given (a folder of class subfolders or a CSV)")
+    first = parts[0]
+    for other in parts[1:]:
+        if other.task != first.task:
+            raise DataError(f"{other.source} is {_task_data(other.task)} but {first.source} is "
+                            f"{_task_data(first.task)}; train them separately")
+        if other.has_folds != first.has_folds:
+            with_folds, without = (first, other) if first.has_folds else (other, first)
+            raise DataError(f"{with_folds.source} has a 'fold' column but {without.source} has "
+                            "none; give every source folds, or none")
+    seen = {}
+    for ds in parts:
+        for it in ds.items:
+            key = os.path.realpath(it.path)
+            if key in seen:
+                raise DataError(f"{it.path} is listed twice ({seen[key]} and {ds.source})")
+            seen[key] = ds.source
+    ds = first if len(parts) == 1 else Dataset(
+        items=[it for p in parts for it in p.items], task=first.task,
+        source=" + ".join(p.source for p in parts), target_name=first.target_name,
+        has_groups=any(p.has_groups for p in parts), has_split=any(p.has_split for p in parts),
+        has_folds=first.has_folds, labels=sorted({lab for p in parts for lab in p.labels}))
+    if require_labels:
+        _validate(ds)
+    return ds
+
+
+def _task_data(task: str) -> str:
+    return "labelled (classification)" if task == "classify" else "regression data (target)"
+
+
 def _from_folders(root: str) -> Dataset:
     classes = sorted(d for d in os.listdir(root)
                      if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
