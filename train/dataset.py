@@ -190,7 +190,8 @@ def _validate(ds: Dataset) -> None:
         unlabelled = [it.path for it in ds.items if not it.label]
         if unlabelled:
             raise DataError(f"{ds.source}: {len(unlabelled)} row(s) have an empty label, e.g. "
-                            f"{unlabelled[0]} (fill in the label column)")
+                            f"{unlabelled[0]} (fill in the label column, or delete the rows "
+                            "not to train on)")
         train_labels = {it.label for it in ds.items if (it.split or "train") == "train"}
         if len(train_labels) < 2:
             raise DataError(f"{ds.source}: only one class ({', '.join(train_labels) or 'none'}) "
