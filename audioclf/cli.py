@@ -18,14 +18,26 @@ def _user_errors() -> tuple:
     from .artifact import ArtifactError
 
     types = [AudioError, FeatureConfigError, ArtifactError, FileNotFoundError, UsageError]
-    for module, name in (("train.dataset", "DataError"), ("stream.devices", "DeviceError"),
-                         ("stream.kafka_io", "KafkaSetupError")):
+    for module, name in (("train.dataset", "DataError"), ("train.fit", "TrainOptionsError"),
+                         ("stream.devices", "DeviceError"), ("stream.kafka_io", "KafkaSetupError")):
         try:
             mod = __import__(module, fromlist=[name])
             types.append(getattr(mod, name))
         except (ImportError, AttributeError):
             pass
     return tuple(types)
+
+
+def _n_jobs(text: str) -> int:
+    """argparse type of --jobs: a worker count, or joblib's -1 (all cores), -2 (all but one)..."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 workers: give a number of workers, or -1 for all "
+                                         "cores")
+    return value
 
 
 def _print_error(message: str) -> None:
@@ -80,6 +92,13 @@ def cmd_train(args) -> int:
     from .artifact import save_model
 
     console = _console()
+    opts = TrainOptions(n_iter=args.n_iter, cv=args.cv, n_jobs=args.jobs, seed=args.seed,
+                        cache_dir=None if args.no_cache else (args.cache or ""),
+                        progress=not args.json, name=args.name or _stem(args.out),
+                        target_unit=args.target_unit or "",
+                        families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
+                        max_model_mb=None if args.max_model_mb == 0 else args.max_model_mb)
+    opts.check()
     data = args.data
     if args.synthetic:
         from train.synthetic import generate_dataset
@@ -93,12 +112,6 @@ def cmd_train(args) -> int:
                                 "or --synthetic")
     ds = load_datasets(data, task=args.task)
     cfg = FeatureConfig(sr=args.sr, window_seconds=args.window, window_hop_seconds=args.hop)
-    opts = TrainOptions(n_iter=args.n_iter, cv=args.cv, n_jobs=args.jobs, seed=args.seed,
-                        cache_dir=None if args.no_cache else (args.cache or ""),
-                        progress=not args.json, name=args.name or _stem(args.out),
-                        target_unit=args.target_unit or "",
-                        families=tuple(args.families.split(",")),
-                        max_model_mb=args.max_model_mb or None)
     result = train_model(ds, cfg, opts)
     digest = save_model(result.artifact, args.out)
     search_json = args.search_json or os.path.splitext(args.out)[0] + ".search.json"
@@ -500,7 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="settings tried by the search (successive halving, default 12)")
     s.add_argument("--cv", type=int, default=4, help="grouped CV folds (default 4)")
     s.add_argument("--families", default="rf,et", help="forest families: rf, et or rf,et")
-    s.add_argument("--jobs", type=int, default=-1, help="parallel workers (default all cores)")
+    s.add_argument("--jobs", type=_n_jobs, default=-1,
+                   help="parallel workers (default all cores)")
     s.add_argument("--max-model-mb", type=float, default=100.0, metavar="MB",
                    help="cap each tree's leaves so the forest stays within MB (default 100; "
                         "0: no cap)")
@@ -522,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder(s)/CSV(s): each one's test split if it has one, else all of it")
     s.add_argument("--json", action="store_true")
     s.add_argument("--png", help="plot path (confusion matrix or predicted-vs-true)")
-    s.add_argument("--jobs", type=int, default=-1)
+    s.add_argument("--jobs", type=_n_jobs, default=-1)
     s.add_argument("--no-cache", action="store_true")
     s.set_defaults(func=cmd_evaluate)
 

@@ -34,7 +34,8 @@ def collect_vectors(art: ModelArtifact, sources: list[str]) -> tuple[np.ndarray,
             continue
         vectors.append(signal_windows(y, art.feature_config)[1])
     if not vectors:
-        raise FileNotFoundError("no windows to compare (no readable files or captures)")
+        why = "; ".join(skipped[:3]) + (f"; {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        raise FileNotFoundError(f"no windows to compare: {why or 'no readable files or captures'}")
     return np.concatenate(vectors), skipped
 
 

@@ -278,7 +278,8 @@ def test_several_sources_must_agree(two_class, tmp_path):
     (tmp_path / "r").mkdir()
     write_wav(tmp_path / "r" / "a.wav", synth_clip("tone", np.random.default_rng(0), 1.0), 16000)
     regress = _manifest(tmp_path / "r" / "snr.csv", [{"path": "a.wav", "target": "3.5"}])
-    with pytest.raises(DataError, match=r"two is labelled \(classification\) but .*snr.csv is regression data"):
+    with pytest.raises(DataError,
+                       match=r"two is labelled \(classification\) but .*snr.csv is regression"):
         load_datasets([regress, two_class])
     folded = _manifest(tmp_path / "r" / "folded.csv",
                        [{"path": "a.wav", "label": "tone", "fold": "0"}])
@@ -355,6 +356,32 @@ def test_usage_errors_are_one_line(two_class, tmp_path):
     out = run_cli("listen", "--demo", "--window", "2.0", "--seconds", "1")
     assert out.returncode == 1 and "trained with --window 1.0" in out.stderr
     assert "internal" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--cv", "1"], "cv (--cv) = 1"), (["--n-iter", "0"], "n_iter (--n-iter) = 0"),
+    (["--jobs", "0"], "--jobs: 0 workers"), (["--families", "rf,gbm"], "families (--families)"),
+    (["--max-model-mb", "-1"], "max_model_mb (--max-model-mb) = -1.0")])
+def test_training_options_are_checked_before_any_work(two_class, tmp_path, flags, says):
+    """Options that cannot work are one line naming the flag, not an internal error from deep
+    in the search after the features were extracted."""
+    out = run_cli("train", two_class, "--out", tmp_path / "m.joblib", "--no-cache", *flags)
+    assert out.returncode in (1, 2) and says in out.stderr and "internal" not in out.stderr
+    assert not (tmp_path / "m.joblib").exists()
+
+
+def test_train_model_names_every_bad_option(two_class):
+    from train.fit import TrainOptionsError
+    with pytest.raises(TrainOptionsError, match="n_iter .* cv .* families"):
+        train_model(load_dataset(two_class), FeatureConfig(),
+                    TrainOptions(n_iter=0, cv=1, families=()))
+
+
+def test_drift_report_names_what_it_could_not_read(tmp_path):
+    from models import default_model_path
+    out = run_cli("drift-report", default_model_path(), tmp_path / "nope.wav")
+    assert out.returncode == 1 and "nope.wav: no such file" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_model_size_budget_caps_leaves(tmp_path):

@@ -38,6 +38,37 @@ class TrainOptions:
     # size (None: no cap)
     max_model_mb: float | None = 100.0
 
+    def problems(self) -> list[str]:
+        """What makes these options unusable, in the words of the CLI flags (empty: none)."""
+        out = []
+        if self.n_iter < 1:
+            out.append(f"n_iter (--n-iter) = {self.n_iter}: the search needs at least 1 setting")
+        if self.cv < 2:
+            out.append(f"cv (--cv) = {self.cv}: cross-validation needs at least 2 folds")
+        if self.n_jobs == 0:
+            out.append("n_jobs (--jobs) = 0: give a number of workers, or -1 for all cores")
+        unknown = [f for f in self.families if f not in FAMILIES]
+        if unknown or not self.families:
+            out.append(f"families (--families) = {','.join(self.families) or 'none'}: "
+                       f"use {', '.join(FAMILIES)} or both, comma-separated")
+        if self.max_model_mb is not None and not self.max_model_mb > 0:
+            out.append(f"max_model_mb (--max-model-mb) = {self.max_model_mb}: give a size in MB "
+                       "above 0, or no budget (None; --max-model-mb 0)")
+        return out
+
+    def check(self) -> None:
+        """Raise :class:`TrainOptionsError` naming every problem (see :meth:`problems`)."""
+        problems = self.problems()
+        if problems:
+            raise TrainOptionsError("invalid training options: " + "; ".join(problems))
+
+
+class TrainOptionsError(ValueError):
+    """Training options that cannot work; one line for the user."""
+
+
+FAMILIES = ("rf", "et")  # RandomForest, ExtraTrees
+
 
 @dataclass
 class TrainResult:
@@ -213,6 +244,7 @@ def _fit_score(task, X, y, tr, va, setting, seed, keep=False):
 
 
 def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainResult:
+    opts.check()  # before minutes of feature extraction
     paths = [it.path for it in ds.items]
     win = extract_windows(paths, cfg, n_jobs=opts.n_jobs, cache_dir=opts.cache_dir,
                           progress=opts.progress)
