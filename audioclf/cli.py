@@ -28,16 +28,26 @@ def _user_errors() -> tuple:
     return tuple(types)
 
 
-def _n_jobs(text: str) -> int:
-    """argparse type of --jobs: a worker count, or joblib's -1 (all cores), -2 (all but one)..."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value == 0:
-        raise argparse.ArgumentTypeError("0 workers: give a number of workers, or -1 for all "
-                                         "cores")
-    return value
+def _checked(convert, ok, need: str):
+    """An argparse type: ``convert`` the text, then refuse values ``ok`` rejects, saying what is
+    needed. (String defaults, e.g. from AUDIOCLF_* variables, go through it too.)"""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"{text}: need {need}")
+        return value
+    return parse
+
+
+_count = _checked(int, lambda v: v >= 1, "a whole number >= 1")
+_positive = _checked(float, lambda v: 0 < v < float("inf"), "a number > 0")
+_alpha = _checked(float, lambda v: 0 < v <= 1, "0 < alpha <= 1")
+_port = _checked(int, lambda v: 0 <= v <= 65535, "a TCP port, 0-65535")
+# a worker count, or joblib's -1 (all cores), -2 (all but one)...
+_n_jobs = _checked(int, lambda v: v != 0, "a number of workers, or -1 for all cores")
 
 
 def _print_error(message: str) -> None:
@@ -526,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--search-json", metavar="PATH", help="where to write the search table")
     s.add_argument("--synthetic", action="store_true",
                    help="generate the seeded synthetic dataset (into DATA or a temp folder)")
-    s.add_argument("--synthetic-per-class", type=int, default=40)
+    s.add_argument("--synthetic-per-class", type=_count, default=40)
     s.add_argument("--json", action="store_true", help="print one JSON summary")
     s.set_defaults(func=cmd_train)
 
@@ -546,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = s.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per file")
     out.add_argument("--csv", action="store_true", help="one CSV row per window")
-    s.add_argument("--smooth", type=int, default=1, help="moving average over N windows")
+    s.add_argument("--smooth", type=_count, default=1, help="moving average over N windows")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("listen", help="live classification from the microphone (or a file)")
@@ -556,18 +566,18 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--file", help="stream this file through the live engine instead")
     src.add_argument("--demo", action="store_true",
                      help="stream a generated demo soundtrack (no microphone needed)")
-    s.add_argument("--rate", type=int, help="device sample rate (default: the device's)")
-    s.add_argument("--channels", type=int, default=1)
-    s.add_argument("--window", type=float, help="must match the model's window (seconds)")
-    s.add_argument("--hop", type=float, help="must match the model's hop (seconds)")
-    s.add_argument("--smooth", type=int, default=1, help="moving average over N windows")
-    s.add_argument("--ema", type=float, help="exponential smoothing factor instead (0-1]")
+    s.add_argument("--rate", type=_count, help="device sample rate (default: the device's)")
+    s.add_argument("--channels", type=_count, default=1)
+    s.add_argument("--window", type=_positive, help="must match the model's window (seconds)")
+    s.add_argument("--hop", type=_positive, help="must match the model's hop (seconds)")
+    s.add_argument("--smooth", type=_count, default=1, help="moving average over N windows")
+    s.add_argument("--ema", type=_alpha, help="exponential smoothing factor instead (0-1]")
     s.add_argument("--fast", action="store_true", help="--file/--demo as fast as possible")
-    s.add_argument("--seconds", type=float, help="stop after this many seconds")
+    s.add_argument("--seconds", type=_positive, help="stop after this many seconds")
     s.add_argument("--json", action="store_true", help="one JSON line per prediction")
     s.add_argument("--no-drift", action="store_true", help="no drift monitor")
     s.add_argument("--capture-dir", help="save drifted windows here for retraining")
-    s.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this port")
+    s.add_argument("--metrics-port", type=_port, help="serve Prometheus /metrics on this port")
     s.set_defaults(func=cmd_listen)
 
     from stream.kafka_io import add_connection_args, env
@@ -582,15 +592,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dlq-topic", default=env("dlq_topic"), help="dead-letter topic")
     s.add_argument("--alerts-topic", default=env("alerts_topic"), help="drift alerts topic")
     s.add_argument("--model", default=env("model"), help="model artifact (default: shipped)")
-    s.add_argument("--smooth", type=int, default=int(env("smooth", 1)))
-    s.add_argument("--idle-timeout", type=float, default=float(env("idle_timeout", 60)),
-                   help="seconds before a silent stream's state is dropped")
-    s.add_argument("--status-every", type=float, default=5.0)
-    s.add_argument("--seconds", type=float, help="stop after this many seconds")
+    s.add_argument("--smooth", type=_count, default=env("smooth", "1"),
+                   help="moving average over N windows (env AUDIOCLF_SMOOTH)")
+    s.add_argument("--idle-timeout", type=_positive, default=env("idle_timeout", "60"),
+                   help="seconds before a silent stream's state is dropped "
+                        "(env AUDIOCLF_IDLE_TIMEOUT)")
+    s.add_argument("--status-every", type=_positive, default=5.0)
+    s.add_argument("--seconds", type=_positive, help="stop after this many seconds")
     s.add_argument("--no-drift", action="store_true")
     s.add_argument("--capture-dir", default=env("capture_dir"))
-    s.add_argument("--metrics-port", type=int,
-                   default=int(env("metrics_port")) if env("metrics_port") else None)
+    s.add_argument("--metrics-port", type=_port, default=env("metrics_port"),
+                   help="serve Prometheus /metrics on this port (env AUDIOCLF_METRICS_PORT)")
     s.set_defaults(func=cmd_consume)
 
     s = sub.add_parser("produce", help="publish audio files or the microphone to Kafka")
@@ -598,11 +610,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="*", metavar="FILE")
     s.add_argument("--mic", action="store_true", help="publish the microphone instead")
     s.add_argument("--device")
-    s.add_argument("--rate", type=int)
-    s.add_argument("--seconds", type=float, help="--mic: stop after this long")
+    s.add_argument("--rate", type=_count)
+    s.add_argument("--seconds", type=_positive, help="--mic: stop after this long")
     s.add_argument("--topic", default=env("topic", "audio"))
     s.add_argument("--stream-id", required=True)
-    s.add_argument("--chunk-ms", type=float, default=100.0)
+    s.add_argument("--chunk-ms", type=_positive, default=100.0)
     s.add_argument("--dtype", choices=["int16", "int32", "float32"], default="int16")
     s.add_argument("--wav", action="store_true", help="send WAV-encoded chunks")
     s.add_argument("--realtime", action="store_true", help="pace chunks at real time")
@@ -612,7 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", metavar="MODEL")
     s.add_argument("sources", nargs="+", metavar="CAPTURE_DIR|FILE")
     s.add_argument("--png", help="plot path (default: MODEL stem + .drift.png)")
-    s.add_argument("--top", type=int, default=15)
+    s.add_argument("--top", type=_count, default=15)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_drift_report)
 

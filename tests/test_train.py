@@ -360,7 +360,7 @@ def test_usage_errors_are_one_line(two_class, tmp_path):
 
 @pytest.mark.parametrize("flags, says", [
     (["--cv", "1"], "cv (--cv) = 1"), (["--n-iter", "0"], "n_iter (--n-iter) = 0"),
-    (["--jobs", "0"], "--jobs: 0 workers"), (["--families", "rf,gbm"], "families (--families)"),
+    (["--jobs", "0"], "--jobs: 0: need a number of workers"), (["--families", "rf,gbm"], "families (--families)"),
     (["--max-model-mb", "-1"], "max_model_mb (--max-model-mb) = -1.0")])
 def test_training_options_are_checked_before_any_work(two_class, tmp_path, flags, says):
     """Options that cannot work are one line naming the flag, not an internal error from deep
@@ -368,6 +368,32 @@ def test_training_options_are_checked_before_any_work(two_class, tmp_path, flags
     out = run_cli("train", two_class, "--out", tmp_path / "m.joblib", "--no-cache", *flags)
     assert out.returncode in (1, 2) and says in out.stderr and "internal" not in out.stderr
     assert not (tmp_path / "m.joblib").exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["predict", "M", "x.wav", "--smooth", "0"], "--smooth: 0: need a whole number >= 1"),
+    (["listen", "--demo", "--ema", "2"], "--ema: 2: need 0 < alpha <= 1"),
+    (["listen", "--demo", "--seconds", "-1"], "--seconds: -1: need a number > 0"),
+    (["listen", "--demo", "--metrics-port", "99999"], "--metrics-port: 99999: need a TCP port"),
+    # --chunk-ms 0 had sent one message per sample
+    (["produce", "x.wav", "--stream-id", "s", "--chunk-ms", "0"], "--chunk-ms: 0: need a number"),
+    (["consume", "--idle-timeout", "-1"], "--idle-timeout: -1: need a number > 0"),
+    (["drift-report", "M", "x.wav", "--top", "0"], "--top: 0: need a whole number >= 1")])
+def test_bad_numbers_are_refused_by_the_parser(args, says):
+    out = run_cli(*args)
+    assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_environment_numbers_name_the_option_and_spare_other_commands(tmp_path):
+    """AUDIOCLF_* numbers were converted while the parser was built: a bad one crashed every
+    command, `info` included, with a traceback."""
+    wav = tmp_path / "a.wav"
+    write_wav(wav, np.zeros(1600, np.float32), 16000)
+    env = {"AUDIOCLF_SMOOTH": "x", "AUDIOCLF_METRICS_PORT": "abc"}
+    assert run_cli("info", wav, env=env).returncode == 0
+    out = run_cli("consume", "--topic", "a", env=env)
+    assert out.returncode == 2 and "--smooth: 'x' is not a number" in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_train_model_names_every_bad_option(two_class):
