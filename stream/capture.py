@@ -34,9 +34,13 @@ class CaptureWriter:
         # stream id -> (end of its last captured window, that window's group), this session
         # only: stream time starts again at 0 in a new process
         self._runs: dict = {}
+        self.columns = list(COLUMNS)
         if os.path.exists(self.manifest):  # continue an existing capture folder
-            with open(self.manifest, newline="") as fh:
-                for row in csv.DictReader(fh):
+            # perhaps edited in a spreadsheet meanwhile: a BOM, columns of the user's own
+            with open(self.manifest, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh)
+                self.columns += [c for c in reader.fieldnames or [] if c not in COLUMNS]
+                for row in reader:
                     self.rows.append(row)
                     self.bytes += self._size(row)
 
@@ -60,7 +64,9 @@ class CaptureWriter:
         while self.bytes > self.max_bytes and len(self.rows) > 1:
             old = self.rows.popleft()
             self.bytes -= self._size(old)
-            for name in (old["path"], old["features"]):
+            for name in (old.get("path"), old.get("features")):
+                if not name:
+                    continue
                 try:
                     os.remove(os.path.join(self.folder, name))
                 except FileNotFoundError:
@@ -72,7 +78,7 @@ class CaptureWriter:
     def _free_stem(self, stem: str) -> str:
         """``stem``, or ``stem-2``, ``stem-3``...: a later session into the same folder starts
         its stream time at 0 again and must not overwrite windows a row still names."""
-        taken = {os.path.splitext(r["path"])[0] for r in self.rows}
+        taken = {os.path.splitext(r.get("path") or "")[0] for r in self.rows}
         candidate, k = stem, 1
         while candidate in taken or os.path.exists(os.path.join(self.folder, candidate + ".wav")):
             k += 1
@@ -89,7 +95,7 @@ class CaptureWriter:
 
     def _size(self, row) -> int:
         total = 0
-        for name in (row["path"], row.get("features") or ""):
+        for name in (row.get("path") or "", row.get("features") or ""):
             p = os.path.join(self.folder, name)
             if name and os.path.exists(p):
                 total += os.path.getsize(p)
@@ -98,7 +104,7 @@ class CaptureWriter:
     def _write_manifest(self):
         tmp = self.manifest + ".tmp"
         with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=COLUMNS)
+            w = csv.DictWriter(fh, fieldnames=self.columns)
             w.writeheader()
             w.writerows(self.rows)
         os.replace(tmp, self.manifest)

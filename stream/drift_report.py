@@ -18,7 +18,7 @@ def collect_vectors(art: ModelArtifact, sources: list[str]) -> tuple[np.ndarray,
     for src in sources:
         manifest = os.path.join(src, "manifest.csv") if os.path.isdir(src) else None
         if manifest and os.path.exists(manifest):
-            with open(manifest, newline="") as fh:
+            with open(manifest, newline="", encoding="utf-8-sig") as fh:
                 for row in csv.DictReader(fh):
                     try:
                         vectors.append(np.load(os.path.join(src, row["features"]))[None])

@@ -240,6 +240,38 @@ def test_capture_groups_overlapping_windows_and_later_sessions_keep_earlier_file
         assert not set(g[tr]) & set(g[va])
 
 
+def test_capture_folder_edited_in_a_spreadsheet_is_continued(art, tmp_path):
+    """A person labels the manifest in a spreadsheet, which saves a BOM and maybe a column of
+    their own; the next capture session keeps their labels and their column."""
+    from train.dataset import load_dataset
+
+    folder = tmp_path / "cap"
+    preds = Engine(art, keep_audio=True).push("live", clean_audio(30, 3.0))
+    cap = CaptureWriter(str(folder), SR)
+    for p in preds[:2]:
+        cap.save(p, WARN)
+    with open(folder / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(folder / "manifest.csv", "w", newline="", encoding="utf-8-sig") as fh:
+        w = csv.DictWriter(fh, fieldnames=["notes", *rows[0]])
+        w.writeheader()
+        w.writerows({**r, "label": "speech", "notes": "checked"} for r in rows)
+    assert (folder / "manifest.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    cap = CaptureWriter(str(folder), SR)
+    cap.save(preds[5], WARN)
+    with open(folder / "manifest.csv", newline="") as fh:
+        again = list(csv.DictReader(fh))
+    assert [r["label"] for r in again] == ["speech", "speech", ""]
+    assert [r["notes"] for r in again] == ["checked", "checked", ""]
+    again[-1]["label"] = "noise"
+    with open(folder / "manifest.csv", "w", newline="", encoding="utf-8-sig") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(again[0]))
+        w.writeheader()
+        w.writerows(again)
+    assert [it.label for it in load_dataset(folder / "manifest.csv").items] == \
+        ["speech", "speech", "noise"]
+
+
 def run_cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "audioclf", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)

@@ -134,7 +134,7 @@ def _audio_files(folder: str):
 def _from_csv(path: str, task: str | None) -> Dataset:
     base = os.path.dirname(os.path.abspath(path))
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             columns = [c.strip() for c in (reader.fieldnames or [])]
             rows = list(reader)
