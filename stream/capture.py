@@ -30,7 +30,8 @@ class CaptureWriter:
         self.manifest = os.path.join(folder, "manifest.csv")
         self.rows: deque = deque()
         self.bytes = 0
-        self.saved = self.dropped = 0
+        self.saved = self.dropped = self.failed = 0
+        self.last_error = None  # of the latest failed save
         # stream id -> (end of its last captured window, that window's group), this session
         # only: stream time starts again at 0 in a new process
         self._runs: dict = {}
@@ -50,8 +51,12 @@ class CaptureWriter:
         stem = self._free_stem(f"{re.sub(r'[^A-Za-z0-9_.-]', '_', pred.stream_id)}_"
                                f"{pred.start:011.3f}")
         wav, vec = stem + ".wav", stem + ".npy"
-        write_wav(os.path.join(self.folder, wav), pred.audio, self.sr, subtype="FLOAT")
-        np.save(os.path.join(self.folder, vec), pred.vector)
+        try:
+            write_wav(os.path.join(self.folder, wav), pred.audio, self.sr, subtype="FLOAT")
+            np.save(os.path.join(self.folder, vec), pred.vector)
+        except Exception as exc:  # noqa: BLE001 -- capture is best effort: monitoring goes on
+            self._failed(f"{os.path.join(self.folder, wav)}: {exc}", wav, vec)
+            return None
         row = {"path": wav, "label": "", "group": self._group(pred, stem),
                "predicted": pred.label or pred.value,
                "probability": "" if pred.probability is None else f"{pred.probability:.4f}",
@@ -72,8 +77,21 @@ class CaptureWriter:
                 except FileNotFoundError:
                     pass
             self.dropped += 1
-        self._write_manifest()
+        try:
+            self._write_manifest()
+        except OSError as exc:  # the row stays; the next save writes the manifest again
+            self._failed(f"{self.manifest}: {exc}")
         return os.path.join(self.folder, wav)
+
+    def _failed(self, error: str, *partial: str) -> None:
+        """Count a failed save (disk full, folder removed...) and drop what it half wrote."""
+        self.failed += 1
+        self.last_error = " ".join(error.split())
+        for name in partial:
+            try:
+                os.remove(os.path.join(self.folder, name))
+            except OSError:
+                pass
 
     def _free_stem(self, stem: str) -> str:
         """``stem``, or ``stem-2``, ``stem-3``...: a later session into the same folder starts

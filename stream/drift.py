@@ -386,10 +386,16 @@ class DriftMonitor:
              "top_features": self.last.get("top_features", [])[:3]}
         if self.capture is not None:
             d["captured"], d["capture_dropped"] = self.capture.saved, self.capture.dropped
+            if self.capture.failed:
+                d["capture_failed"] = self.capture.failed
+                d["capture_error"] = self.capture.last_error
         return d
 
     def status_text(self) -> str:
         d = self.status_dict()
         tops = ", ".join(f"{f['name']} (PSI {f['psi']})" for f in d["top_features"]) or "-"
-        return (f"state {d['state']}  drift share {d['score']:.2f}  evaluations "
+        text = (f"state {d['state']}  drift share {d['score']:.2f}  evaluations "
                 f"{d['evaluations']}  dropped {d['dropped']}\ntop drifting: {tops}")
+        if d.get("capture_failed"):
+            text += f"\ncapture failed {d['capture_failed']}x: {d['capture_error']}"
+        return text

@@ -272,6 +272,30 @@ def test_capture_folder_edited_in_a_spreadsheet_is_continued(art, tmp_path):
         ["speech", "speech", "noise"]
 
 
+def test_a_failing_capture_is_counted_and_monitoring_goes_on(art, tmp_path):
+    """The capture folder removed (or the disk full) mid-session: the save is counted and
+    reported, half-written files are not left behind, and the monitor thread -- which saves --
+    does not die; the next save after the folder is back works."""
+    import shutil
+
+    folder = tmp_path / "cap"
+    monitor = DriftMonitor(art, capture_dir=str(folder))
+    preds = Engine(art, keep_audio=True).push("live", clean_audio(40, 3.0))
+    assert monitor.capture.save(preds[0], WARN)
+    shutil.rmtree(folder)
+    assert monitor.capture.save(preds[1], WARN) is None
+    d = monitor.status_dict()
+    assert d["capture_failed"] == 1 and str(folder) in d["capture_error"]
+    assert "capture failed 1x" in monitor.status_text()
+    folder.mkdir()
+    assert monitor.capture.save(preds[2], WARN) and monitor.capture.saved == 2
+    with open(folder / "manifest.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2  # the lost window's row is not there
+    assert sorted(os.listdir(folder)) == sorted(
+        ["manifest.csv", *(f"live_{p.start:011.3f}{ext}" for p in (preds[2],)
+                           for ext in (".wav", ".npy"))])
+
+
 def run_cli(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "audioclf", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout)
