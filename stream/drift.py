@@ -250,6 +250,7 @@ class DriftMonitor:
         self.streams: dict[str, dict] = {}
         self.evaluations = 0
         self.last: dict = {}
+        self.errors, self.last_error = 0, None  # batches the thread failed to process
 
     # -- hot path -------------------------------------------------------------------------
     def submit(self, pred) -> None:
@@ -283,7 +284,11 @@ class DriftMonitor:
                     return
                 batch = list(self._queue)
                 self._queue.clear()
-            self.process_many(batch)
+            try:
+                self.process_many(batch)
+            except Exception as exc:  # noqa: BLE001 -- a service must not lose its monitor
+                self.errors += 1  # reported by status_dict; the batch is lost, not the thread
+                self.last_error = f"{type(exc).__name__}: {exc}"
 
     def process(self, pred) -> dict | None:
         """Add one prediction (synchronously) and maybe evaluate; the evaluation or None."""
@@ -384,6 +389,8 @@ class DriftMonitor:
         d = {"state": self.state(), "score": self.last.get("score", 0.0),
              "evaluations": self.evaluations, "dropped": self.dropped,
              "top_features": self.last.get("top_features", [])[:3]}
+        if self.errors:
+            d["errors"], d["last_error"] = self.errors, self.last_error
         if self.capture is not None:
             d["captured"], d["capture_dropped"] = self.capture.saved, self.capture.dropped
             if self.capture.failed:
@@ -396,6 +403,8 @@ class DriftMonitor:
         tops = ", ".join(f"{f['name']} (PSI {f['psi']})" for f in d["top_features"]) or "-"
         text = (f"state {d['state']}  drift share {d['score']:.2f}  evaluations "
                 f"{d['evaluations']}  dropped {d['dropped']}\ntop drifting: {tops}")
+        if d.get("errors"):
+            text += f"\nmonitor errors {d['errors']}x: {d['last_error']}"
         if d.get("capture_failed"):
             text += f"\ncapture failed {d['capture_failed']}x: {d['capture_error']}"
         return text

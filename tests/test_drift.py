@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 
 import numpy as np
@@ -294,6 +295,35 @@ def test_a_failing_capture_is_counted_and_monitoring_goes_on(art, tmp_path):
     assert sorted(os.listdir(folder)) == sorted(
         ["manifest.csv", *(f"live_{p.start:011.3f}{ext}" for p in (preds[2],)
                            for ext in (".wav", ".npy"))])
+
+
+def test_the_monitor_thread_survives_a_failing_batch(art):
+    """Mocked fault (nothing real fails on demand): one batch raises inside the thread; it is
+    counted and reported, and the next batches are still processed."""
+    monitor = DriftMonitor(art)
+    real, calls = monitor.process_many, []
+
+    def flaky(batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(batch)
+
+    monitor.process_many = flaky
+    monitor.start()
+    try:
+        preds = Engine(art).push("s", clean_audio(50, 3.0))
+        monitor.submit_many(preds[:3])
+        deadline = time.monotonic() + 10
+        while not monitor.errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        monitor.submit_many(preds[3:])
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        monitor.stop()
+    assert monitor.errors == 1 and monitor.status_dict()["last_error"] == "RuntimeError: boom"
+    assert len(calls) >= 2 and monitor.streams["s"]["history"].n == len(preds) - 3
 
 
 def run_cli(*args, timeout=300):
