@@ -33,6 +33,10 @@ def render(engine=None, monitors=(), consume=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+class MetricsPortError(RuntimeError):
+    """The /metrics port cannot be opened (in use, not allowed); one line for the user."""
+
+
 def serve_metrics(port: int, **sources):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 -- http.server's naming
@@ -49,6 +53,10 @@ def serve_metrics(port: int, **sources):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    try:
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    except OSError as exc:
+        raise MetricsPortError(f"cannot serve /metrics on port {port}: "
+                               f"{exc.strerror or exc}") from None
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server

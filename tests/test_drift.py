@@ -354,6 +354,20 @@ def test_listen_captures_and_drift_report(art, tmp_path):
     assert rep["level"] != DRIFT
 
 
+def test_a_metrics_port_in_use_is_one_line(tmp_path):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        wav = tmp_path / "a.wav"
+        write_wav(wav, clean_audio(60, 2.0), SR)
+        out = run_cli("listen", "--file", wav, "--fast", "--json", "--metrics-port", port)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == \
+        f"audioclf: error: cannot serve /metrics on port {port}: Address already in use"
+
+
 def test_metrics_endpoint(art):
     from stream.metrics import serve_metrics
     engine, monitor = Engine(art), DriftMonitor(art)
