@@ -274,6 +274,15 @@ def test_several_sources_train_and_evaluate_together(two_class, tmp_path):
     assert m["n"] == 24 and m["per_class"]["siren"]["support"] == 6
 
 
+@pytest.mark.parametrize("bad", ["nan", "inf", "-Infinity", "abc", ""])
+def test_a_regression_target_must_be_a_finite_number(tmp_path, bad):
+    """float() reads 'nan' and 'inf': those had reached the forest and an internal error."""
+    manifest = _manifest(tmp_path / "snr.csv", [{"path": "a.wav", "target": "3.5"},
+                                                {"path": "b.wav", "target": bad}])
+    with pytest.raises(DataError, match=f"snr.csv:3: target '{bad}' is not a finite number"):
+        load_dataset(manifest)
+
+
 def test_several_sources_must_agree(two_class, tmp_path):
     (tmp_path / "r").mkdir()
     write_wav(tmp_path / "r" / "a.wav", synth_clip("tone", np.random.default_rng(0), 1.0), 16000)

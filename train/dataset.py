@@ -8,6 +8,7 @@ land on both sides of a validation split.
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -164,8 +165,9 @@ def _from_csv(path: str, task: str | None) -> Dataset:
             try:
                 item.target = float(row["target"])
             except ValueError:
-                raise DataError(f"{path}:{line}: target {row['target']!r} is not a number"
-                                ) from None
+                item.target = math.nan
+            if not math.isfinite(item.target):  # float() also reads 'nan' and 'inf'
+                raise DataError(f"{path}:{line}: target {row['target']!r} is not a finite number")
         else:
             item.label = row.get(label_col) or None
         if row.get("fold"):
