@@ -36,7 +36,7 @@ def _checked(convert, ok, need: str):
         try:
             value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {need}") from None
         if not ok(value):
             raise argparse.ArgumentTypeError(f"{text}: need {need}")
         return value

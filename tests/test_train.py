@@ -401,7 +401,7 @@ def test_bad_environment_numbers_name_the_option_and_spare_other_commands(tmp_pa
     env = {"AUDIOCLF_SMOOTH": "x", "AUDIOCLF_METRICS_PORT": "abc"}
     assert run_cli("info", wav, env=env).returncode == 0
     out = run_cli("consume", "--topic", "a", env=env)
-    assert out.returncode == 2 and "--smooth: 'x' is not a number" in out.stderr
+    assert out.returncode == 2 and "--smooth: 'x' is not a whole number >= 1" in out.stderr
     assert "Traceback" not in out.stderr
 
 
