@@ -236,6 +236,10 @@ def test_empty_class_and_single_class_errors(tmp_path):
     out = run_cli("train", tmp_path / "d", "--out", tmp_path / "m.joblib")
     assert out.returncode == 1 and "only one class" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    all_test = _manifest(tmp_path / "d" / "t.csv", [{"path": "a/x.wav", "label": "a",
+                                                       "split": "test"}])
+    with pytest.raises(DataError, match="no training data: all 1 files are in the test split"):
+        load_dataset(all_test)
 
 
 def _manifest(path, rows):

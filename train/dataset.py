@@ -188,6 +188,9 @@ def _from_csv(path: str, task: str | None) -> Dataset:
 def _validate(ds: Dataset) -> None:
     if not ds.items:
         raise DataError(f"{ds.source}: no audio files listed")
+    if not ds.subset("train"):
+        raise DataError(f"{ds.source}: no training data: all {len(ds.items)} files are in the "
+                        "test split")
     if ds.task == "classify":
         unlabelled = [it.path for it in ds.items if not it.label]
         if unlabelled:
