@@ -131,10 +131,13 @@ def cmd_train(args) -> int:
     m = result.artifact.metrics
     if args.json:
         print(json.dumps({"model": args.out, "digest": digest, "metrics": _jsonable(m),
-                          "skipped": [r for _, r in result.skipped]}))
+                          "skipped": [r for _, r in result.skipped],
+                          "warnings": result.warnings}))
         return 0
     for _, reason in result.skipped:
         console.print(f"[yellow]skipped[/] {reason}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning[/] {warning}")
     _print_search(console, result.search[:10])
     console.print(f"{ds.task}: {result.n_train_files} training files, {result.n_test_files} test "
                   f"files, {len(result.skipped)} skipped, {result.cache_hits} feature cache hits")

@@ -287,6 +287,18 @@ def test_a_regression_target_must_be_a_finite_number(tmp_path, bad):
         load_dataset(manifest)
 
 
+def test_a_class_from_one_group_only_is_warned_about(two_class, tmp_path):
+    """All of a class in one group (one speaker, one capture run): grouped CV must validate it
+    with a model that never saw it -- honest, but the score needs saying why."""
+    assert train_model(load_dataset(two_class), FeatureConfig(), FAST).warnings == []
+    rows = [{"path": f"two/{kind}/{i}.wav", "label": kind,
+             "group": "one-run" if kind == "noise" else f"file{i}"}
+            for kind in ("tone", "noise") for i in range(6)]
+    res = train_model(load_dataset(_manifest(tmp_path / "m.csv", rows)), FeatureConfig(), FAST)
+    assert len(res.warnings) == 1 and res.warnings[0].startswith("class(es) noise: ")
+    assert res.artifact.metrics["validation"]["per_class"]["noise"]["recall"] == 0.0
+
+
 def test_several_sources_must_agree(two_class, tmp_path):
     (tmp_path / "r").mkdir()
     write_wav(tmp_path / "r" / "a.wav", synth_clip("tone", np.random.default_rng(0), 1.0), 16000)

@@ -78,6 +78,7 @@ class TrainResult:
     n_train_files: int = 0
     n_test_files: int = 0
     cache_hits: int = 0
+    warnings: list = field(default_factory=list)  # one line each, for the user
 
 
 def _forest(task: str, family: str, seed: int):
@@ -272,6 +273,15 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     folds = (np.array([items[o].fold if items[o].fold is not None else -1 for o in own_tr])
              if ds.has_folds else None)
     splits = cv_splits(ds.task, y_tr, groups, folds, opts.cv, opts.seed)
+    warnings = []
+    if ds.task == "classify":
+        unseen = sorted({c for tr, va in splits for c in set(y_tr[va]) - set(y_tr[tr])})
+        if unseen:  # e.g. a class recorded by one speaker, or one run of captured windows
+            warnings.append(
+                f"class(es) {', '.join(unseen)}: a cross-validation fold holds all of their "
+                "training data (too few groups: files, speakers or capture runs), so validation "
+                "scores them with a model that never saw them; recordings from more sources "
+                "fix it")
     settings = candidate_settings(opts)
     rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed,
                   max_model_mb=opts.max_model_mb)
@@ -311,7 +321,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     return TrainResult(artifact=art, search=rows, skipped=win.skipped,
                        n_train_files=len(np.unique(own_tr)),
                        n_test_files=len(np.unique(win.owner[is_test])),
-                       cache_hits=win.cache_hits)
+                       cache_hits=win.cache_hits, warnings=warnings)
 
 
 def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
