@@ -117,7 +117,8 @@ def cmd_train(args) -> int:
             raise UsageError("--synthetic takes one DATA folder (where to generate it)")
         folder = data[0] if data else os.path.join(tempfile.gettempdir(), "audioclf-synthetic")
         data = [generate_dataset(folder, n_per_class=args.synthetic_per_class, seed=args.seed)]
-        console.print(f"generated synthetic dataset: {data[0]}")
+        # stdout carries nothing but the one JSON object under --json
+        print(f"generated synthetic dataset: {data[0]}", file=sys.stderr if args.json else None)
     if not data:
         raise FileNotFoundError("give DATA (a folder of class subfolders or a CSV), "
                                 "or --synthetic")

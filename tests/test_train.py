@@ -375,6 +375,35 @@ def test_default_model_is_rebuilt_for_another_sklearn(tmp_path, monkeypatch):
     assert cli.load_default_model().digest == art.digest  # built once, then reused
 
 
+def test_the_documented_recipe_reproduces_the_shipped_default_model(tmp_path):
+    """models/__init__.py's command retrains models/default.joblib exactly (same library
+    versions): a change that moves features or the search must ship a retrained default.
+    It had gone stale -- the recipe's model differed by up to 0.087 in probability."""
+    import shlex
+
+    import models
+    from audioclf.artifact import library_versions
+    from features import signal_windows
+    from train.synthetic import random_soundtrack
+
+    shipped = load_model(models.default_model_path())
+    libs = ("numpy", "scipy", "sklearn")
+    if any(shipped.versions.get(k) != library_versions()[k] for k in libs):
+        pytest.skip(f"the shipped model was built with {[shipped.versions.get(k) for k in libs]}")
+    recipe = next(line.split() for line in models.__doc__.splitlines()
+                  if line.strip().startswith("audioclf train --synthetic"))
+    args = recipe[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "default.joblib")
+    args.insert(args.index("--synthetic") + 1, str(tmp_path / "synthetic"))
+    out = run_cli(*args, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["model"] == str(tmp_path / "default.joblib"), shlex.join(args)
+    again = load_model(tmp_path / "default.joblib")
+    assert again.data_fingerprint == shipped.data_fingerprint
+    X = signal_windows(random_soundtrack(5, 30.0, 16000), shipped.feature_config)[1]
+    np.testing.assert_array_equal(again.score(X), shipped.score(X))
+
+
 def test_usage_errors_are_one_line(two_class, tmp_path):
     out = run_cli("consume", "--bootstrap", "127.0.0.1:1", "--out-topic", "p")
     assert out.returncode == 1 and "--topic" in out.stderr and "internal" not in out.stderr
