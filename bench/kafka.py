@@ -2,13 +2,13 @@
 consume loop.
 
     python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--rate 16000]
-                          [--bootstrap 127.0.0.1:9092]
+                          [--repeat 1] [--bootstrap 127.0.0.1:9092]
 
 Produces S streams x D seconds of int16 audio in 100 ms chunks (interleaved like live devices;
 ``--rate``: devices sending another rate, which the consumer resamples to the model's)
 to a 4-partition topic, then in one run measures (a) a bare kafka-python consumer reading the
-topic (the ceiling; once before and once after (b), averaged, as the machine's speed drifts)
-and (b) one `ConsumeService` (decode, incremental features, batched scoring, predictions
+topic (the ceiling; once before and once after each (b), averaged, as the machine's speed
+drifts) and (b) one `ConsumeService` (decode, incremental features, batched scoring, predictions
 produced and flushed, offsets committed). Prints audio-seconds per wall-second (= concurrent
 real-time streams one process sustains), the ratio to the ceiling, the CPU each loop used
 (a bare loop far below one core is waiting for the broker, not parsing), and state bytes per
@@ -81,6 +81,8 @@ def main():
                     help="the devices' sample rate (the consumer resamples it to the model's)")
     ap.add_argument("--drift", action="store_true",
                     help="with the drift monitor, as `audioclf consume` runs by default")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="consumer runs, each between two ceiling reads; prints the median")
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)  # as `audioclf consume` does
@@ -117,13 +119,48 @@ def main():
     audio_seconds = total * chunk / rate
     print(f"produced {total} messages ({audio_seconds:.0f} audio-s) in {time.perf_counter() - t:.1f} s")
 
-    # (a) the ceiling: consume only -- before and after (b), as this machine's speed drifts
-    bare_before, bare_cpu_before = bare_consume(bootstrap, topic, total)
-
-    # (b) audioclf consume, in this process
+    # (a) the ceiling, read before and after every (b): this machine's speed drifts
+    bares = [bare_consume(bootstrap, topic, total)]
     art = load_model(default_model_path())
+    runs = []
+    for _ in range(args.repeat):
+        runs.append(audioclf_consume(art, bootstrap, topic, total, args.drift))  # (b)
+        bares.append(bare_consume(bootstrap, topic, total))
+    ratios, per_cpu = [], []
+    for k, run in enumerate(runs):
+        (before, cpu_before), (after, cpu_after) = bares[k], bares[k + 1]
+        bare = (before + after) / 2
+        ratios.append(bare / run["seconds"])
+        per_cpu.append(audio_seconds / run["cpu"])
+        if args.repeat > 1:
+            print(f"run {k + 1}:")
+        print(f"bare kafka-python consume : {audio_seconds / bare:9.0f} audio-s/s "
+              f"({total / bare:.0f} msg/s; {audio_seconds / before:.0f} before, "
+              f"{audio_seconds / after:.0f} after); "
+              f"CPU {(cpu_before + cpu_after) / (before + after):.2f} cores")
+        print(f"audioclf consume          : {audio_seconds / run['seconds']:9.0f} audio-s/s = "
+              f"concurrent real-time streams; {run['windows']} windows; CPU "
+              f"{run['cpu'] / run['seconds']:.2f} cores")
+        print(f"ratio to the ceiling      : {ratios[-1]:.2f}x of bare (target >= 0.5)")
+        print(f"per stream on one core    : {per_cpu[-1]:9.0f} audio-s per CPU-s (target >= 500)")
+        if args.drift:
+            print(f"drift monitor             : {run['evaluations']} evaluations, "
+                  f"{run['dropped']} windows dropped by its queue")
+        print(f"state{' (incl. drift history)' if args.drift else ''}: "
+              f"{run['state'] / args.streams / 1024:.1f} KiB per stream (target <= 256), RSS "
+              f"{run['rss_after']:.0f} MB ({run['rss_after'] - run['rss_before']:+.0f} MB while "
+              f"consuming {args.streams} streams)")
+    if args.repeat > 1:
+        print(f"median of {args.repeat}: {np.median(ratios):.2f}x of bare "
+              f"({', '.join(f'{r:.2f}' for r in ratios)}); {np.median(per_cpu):.0f} audio-s per "
+              f"CPU-s ({', '.join(f'{c:.0f}' for c in per_cpu)})")
+
+
+def audioclf_consume(art, bootstrap: str, topic: str, total: int, drift: bool) -> dict:
+    """One `ConsumeService` (a new group) reading the topic in this process: wall and CPU
+    seconds from its first message to its last, state bytes and RSS."""
     monitor = None
-    if args.drift:
+    if drift:
         from stream.drift import DriftMonitor
         monitor = DriftMonitor(art)
         monitor.start()
@@ -135,34 +172,20 @@ def main():
     th.start()
     while svc.stats.messages == 0:
         time.sleep(0.01)
-    t0 = time.perf_counter()
-    cpu0 = cpu_seconds()
-    while svc.stats.messages < total:
-        time.sleep(0.01)
-    ours = time.perf_counter() - t0
-    cpu = cpu_seconds() - cpu0
-    state = svc.status()["state_bytes"]
-    rss1 = rss_mb()
+    t0, cpu0 = time.perf_counter(), cpu_seconds()
+    # every message taken *and scored*: messages are counted when their batch starts scoring,
+    # and the last batch (up to 2000 messages) is then still in the scoring thread
+    while svc.stats.messages < total or (svc._pending is not None and not svc._pending.done()):
+        time.sleep(0.005)
+    out = {"seconds": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0,
+           "state": svc.status()["state_bytes"], "rss_before": rss0, "rss_after": rss_mb()}
     svc.stop_event.set()
     th.join(timeout=30)
+    out["windows"] = svc.stats.windows
     if monitor is not None:
         monitor.stop()
-    bare_after, bare_cpu_after = bare_consume(bootstrap, topic, total)
-    bare = (bare_before + bare_after) / 2
-    bare_cores = (bare_cpu_before + bare_cpu_after) / (bare_before + bare_after)
-    print(f"bare kafka-python consume : {audio_seconds / bare:9.0f} audio-s/s ({total / bare:.0f} msg/s; "
-          f"{audio_seconds / bare_before:.0f} before, {audio_seconds / bare_after:.0f} after); "
-          f"CPU {bare_cores:.2f} cores")
-    print(f"audioclf consume          : {audio_seconds / ours:9.0f} audio-s/s = concurrent real-time "
-          f"streams; {svc.stats.windows} windows; CPU {cpu / ours:.2f} cores")
-    print(f"ratio to the ceiling      : {bare / ours:.2f}x of bare (target >= 0.5)")
-    print(f"per stream on one core    : {audio_seconds / cpu:9.0f} audio-s per CPU-s (target >= 500)")
-    if monitor is not None:
-        print(f"drift monitor             : {monitor.evaluations} evaluations, "
-              f"{monitor.dropped} windows dropped by its queue")
-    print(f"state{' (incl. drift history)' if monitor else ''}: "
-          f"{state / args.streams / 1024:.1f} KiB per stream (target <= 256), RSS "
-          f"{rss1:.0f} MB ({rss1 - rss0:+.0f} MB while consuming {args.streams} streams)")
+        out.update(evaluations=monitor.evaluations, dropped=monitor.dropped)
+    return out
 
 
 if __name__ == "__main__":
