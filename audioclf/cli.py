@@ -20,7 +20,8 @@ def _user_errors() -> tuple:
     types = [AudioError, FeatureConfigError, ArtifactError, FileNotFoundError, UsageError]
     for module, name in (("train.dataset", "DataError"), ("train.fit", "TrainOptionsError"),
                          ("stream.devices", "DeviceError"), ("stream.kafka_io", "KafkaSetupError"),
-                         ("stream.metrics", "MetricsPortError")):
+                         ("stream.metrics", "MetricsPortError"),
+                         ("stream.capture", "CaptureFolderError")):
         try:
             mod = __import__(module, fromlist=[name])
             types.append(getattr(mod, name))

@@ -23,6 +23,10 @@ COLUMNS = ["path", "label", "group", "predicted", "probability", "stream_id", "s
            "drift_state", "captured_at", "features"]
 
 
+class CaptureFolderError(ValueError):
+    """A capture folder that cannot be continued; one line for the user."""
+
+
 class CaptureWriter:
     def __init__(self, folder: str, sr: int, max_bytes: int = 200 * 2 ** 20):
         self.folder, self.sr, self.max_bytes = folder, sr, max_bytes
@@ -38,12 +42,17 @@ class CaptureWriter:
         self.columns = list(COLUMNS)
         if os.path.exists(self.manifest):  # continue an existing capture folder
             # perhaps edited in a spreadsheet meanwhile: a BOM, columns of the user's own
-            with open(self.manifest, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                self.columns += [c for c in reader.fieldnames or [] if c not in COLUMNS]
-                for row in reader:
-                    self.rows.append(row)
-                    self.bytes += self._size(row)
+            try:
+                with open(self.manifest, newline="", encoding="utf-8-sig") as fh:
+                    reader = csv.DictReader(fh)
+                    self.columns += [c for c in reader.fieldnames or [] if c not in COLUMNS]
+                    for row in reader:
+                        self.rows.append(row)
+                        self.bytes += self._size(row)
+            except (UnicodeDecodeError, csv.Error) as exc:  # before any capture overwrites it
+                raise CaptureFolderError(f"{self.manifest}: not a readable capture manifest "
+                                         f"({exc}); fix it or choose another --capture-dir"
+                                         ) from None
 
     def save(self, pred, drift_state: str) -> str | None:
         if pred.audio is None:

@@ -273,6 +273,20 @@ def test_capture_folder_edited_in_a_spreadsheet_is_continued(art, tmp_path):
         ["speech", "speech", "noise"]
 
 
+def test_an_unreadable_capture_manifest_is_one_line_and_kept(tmp_path):
+    folder = tmp_path / "cap"
+    folder.mkdir()
+    garbage = b"path,label\n\xff\xfe\x00garbage\n"
+    (folder / "manifest.csv").write_bytes(garbage)
+    wav = tmp_path / "a.wav"
+    write_wav(wav, clean_audio(70, 2.0), SR)
+    out = run_cli("listen", "--file", wav, "--fast", "--json", "--capture-dir", folder)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"audioclf: error: {folder / 'manifest.csv'}: not a readable capture")
+    assert (folder / "manifest.csv").read_bytes() == garbage
+
+
 def test_a_failing_capture_is_counted_and_monitoring_goes_on(art, tmp_path):
     """The capture folder removed (or the disk full) mid-session: the save is counted and
     reported, half-written files are not left behind, and the monitor thread -- which saves --
