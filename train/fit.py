@@ -20,6 +20,7 @@ SEARCH_SPACE = {
     "max_features": ["sqrt", "log2", 0.05],  # per split: 20, 9, 21 of 428 features
     "min_samples_leaf": [1, 2, 4],
 }
+FAMILIES = ("rf", "et")  # RandomForest, ExtraTrees
 
 
 @dataclass
@@ -32,7 +33,7 @@ class TrainOptions:
     progress: bool = True
     name: str = "model"
     target_unit: str = ""
-    families: tuple = ("rf", "et")  # RandomForest and/or ExtraTrees
+    families: tuple = FAMILIES  # RandomForest and/or ExtraTrees
     # fully grown trees grow with the data: 20k windows of 10 classes made a 420 MB forest;
     # the search's last round and the final fit cap each tree's leaves to stay within this
     # size (None: no cap)
@@ -65,9 +66,6 @@ class TrainOptions:
 
 class TrainOptionsError(ValueError):
     """Training options that cannot work; one line for the user."""
-
-
-FAMILIES = ("rf", "et")  # RandomForest, ExtraTrees
 
 
 @dataclass
