@@ -46,6 +46,7 @@ def _checked(convert, ok, need: str):
 
 _count = _checked(int, lambda v: v >= 1, "a whole number >= 1")
 _positive = _checked(float, lambda v: 0 < v < float("inf"), "a number > 0")
+_not_negative = _checked(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
 _alpha = _checked(float, lambda v: 0 < v <= 1, "0 < alpha <= 1")
 _port = _checked(int, lambda v: 0 <= v <= 65535, "a TCP port, 0-65535")
 # a worker count, or joblib's -1 (all cores), -2 (all but one)...
@@ -388,7 +389,8 @@ def cmd_consume(args) -> int:
     service = ConsumeService(art, client_options(args), args.topic, args.group, args.out_topic,
                              args.dlq_topic, args.alerts_topic, idle_timeout=args.idle_timeout,
                              status_every=args.status_every, smooth=args.smooth,
-                             monitor=monitor, keep_audio=bool(args.capture_dir))
+                             monitor=monitor, keep_audio=bool(args.capture_dir),
+                             commit_interval=args.commit_interval)
     if monitor is not None:
         if args.alerts_topic:
             monitor.on_change = service.publish_alert
@@ -603,6 +605,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--idle-timeout", type=_positive, default=env("idle_timeout", "60"),
                    help="seconds before a silent stream's state is dropped "
                         "(env AUDIOCLF_IDLE_TIMEOUT)")
+    s.add_argument("--commit-interval", type=_not_negative,
+                   default=env("commit_interval", "1"),
+                   help="seconds between offset commits of acknowledged predictions; 0: after "
+                        "every batch. Longer: fewer broker writes, more re-read after a crash "
+                        "(env AUDIOCLF_COMMIT_INTERVAL)")
     s.add_argument("--status-every", type=_positive, default=5.0)
     s.add_argument("--seconds", type=_positive, help="stop after this many seconds")
     s.add_argument("--no-drift", action="store_true")

@@ -2,7 +2,7 @@
 consume loop.
 
     python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--rate 16000]
-                          [--repeat 1] [--bootstrap 127.0.0.1:9092]
+                          [--repeat 1] [--commit-interval 1] [--bootstrap 127.0.0.1:9092]
 
 Produces S streams x D seconds of int16 audio in 100 ms chunks (interleaved like live devices;
 ``--rate``: devices sending another rate, which the consumer resamples to the model's)
@@ -81,6 +81,9 @@ def main():
                     help="the devices' sample rate (the consumer resamples it to the model's)")
     ap.add_argument("--drift", action="store_true",
                     help="with the drift monitor, as `audioclf consume` runs by default")
+    ap.add_argument("--commit-interval", type=float, default=1.0,
+                    help="the consumer's seconds between offset commits (consume's default: 1; "
+                         "0: after every batch)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="consumer runs, each between two ceiling reads; prints the median")
     args = ap.parse_args()
@@ -124,7 +127,8 @@ def main():
     art = load_model(default_model_path())
     runs = []
     for _ in range(args.repeat):
-        runs.append(audioclf_consume(art, bootstrap, topic, total, args.drift))  # (b)
+        runs.append(audioclf_consume(art, bootstrap, topic, total, args.drift,
+                                     args.commit_interval))  # (b)
         bares.append(bare_consume(bootstrap, topic, total))
     ratios, per_cpu = [], []
     for k, run in enumerate(runs):
@@ -156,7 +160,8 @@ def main():
               f"CPU-s ({', '.join(f'{c:.0f}' for c in per_cpu)})")
 
 
-def audioclf_consume(art, bootstrap: str, topic: str, total: int, drift: bool) -> dict:
+def audioclf_consume(art, bootstrap: str, topic: str, total: int, drift: bool,
+                     commit_interval: float) -> dict:
     """One `ConsumeService` (a new group) reading the topic in this process: wall and CPU
     seconds from its first message to its last, state bytes and RSS."""
     monitor = None
@@ -166,7 +171,8 @@ def audioclf_consume(art, bootstrap: str, topic: str, total: int, drift: bool) -
         monitor.start()
     svc = ConsumeService(art, {"bootstrap_servers": [bootstrap]}, [topic],
                          f"bench-{uuid.uuid4().hex[:6]}", f"{topic}-pred", status_every=1e9,
-                         status_out=open(os.devnull, "w"), monitor=monitor)
+                         status_out=open(os.devnull, "w"), monitor=monitor,
+                         commit_interval=commit_interval)
     rss0 = rss_mb()
     th = threading.Thread(target=svc.run, daemon=True)
     th.start()

@@ -10,13 +10,13 @@ thread holds the stream state and scores, so fetching, decoding and sending over
      which scores every window they complete in one call, and returns the predictions with a
      snapshot of the offsets batch N+1 allows to commit;
   3. send batch N's predictions and dead letters (bad messages, with reason headers);
-  4. commit (async) the newest snapshot whose sends -- and all before them -- are
-     acknowledged; before a rebalance or exit: wait for the worker, ``flush()``, then a
-     synchronous commit. A snapshot holds, per partition, the oldest offset some stream still
-     needs: the message holding the first sample of that stream's next window. A restarted
-     consumer re-reads from there and (with ``sample-index`` headers) continues on the same
-     window grid, so no window is lost; windows may be emitted twice (at-least-once, counted by
-     consumers of the topic).
+  4. commit (async; at most every ``commit_interval`` seconds) the newest snapshot whose
+     sends -- and all before them -- are acknowledged; before a rebalance or exit: wait for
+     the worker, ``flush()``, then a synchronous commit. A snapshot holds, per partition,
+     the oldest offset some stream still needs: the message holding the first sample of that
+     stream's next window. A restarted consumer re-reads from there and (with
+     ``sample-index`` headers) continues on the same window grid, so no window is lost;
+     windows may be emitted twice (at-least-once, counted by consumers of the topic).
 
 On rebalance what is acknowledged is committed (where the client allows a blocking call in its
 rebalance listener), revoked partitions' streams are dropped and partitions kept are sought back
@@ -82,7 +82,8 @@ class ConsumeService:
     def __init__(self, art: ModelArtifact, client_opts: dict, topics: list[str], group: str,
                  out_topic: str, dlq_topic: str | None = None, alerts_topic: str | None = None,
                  idle_timeout: float = 60.0, status_every: float = 5.0, smooth: int = 1,
-                 monitor=None, status_out=None, keep_audio: bool = False):
+                 monitor=None, status_out=None, keep_audio: bool = False,
+                 commit_interval: float = 1.0):
         self.art, self.engine = art, Engine(art, smooth=smooth, keep_audio=keep_audio)
         self.client_opts, self.topics, self.group = client_opts, topics, group
         self.out_topic, self.dlq_topic, self.alerts_topic = out_topic, dlq_topic, alerts_topic
@@ -95,6 +96,12 @@ class ConsumeService:
         self.stop_event = threading.Event()
         self.consumer = self.producer = None
         self._in_flight: deque = deque()  # (futures, offsets snapshot) awaiting acks
+        # acknowledged snapshots are committed at most every commit_interval seconds: each
+        # commit is a write at the broker, and waiting longer only means re-reading more after
+        # a crash (the newest acknowledged one is what a rebalance or exit commits anyway)
+        self.commit_interval = commit_interval
+        self._acknowledged = None  # newest snapshot acknowledged and not yet committed
+        self._last_commit = 0.0
         self._worker = None  # the scoring thread (started by run)
         self._pending = None  # Future of the batch it is scoring
         self._resume: dict = {}  # revoked partition -> offset its streams resume from
@@ -279,16 +286,18 @@ class ConsumeService:
         self._in_flight.append(([f for f in futures if f is not None], snapshot))
 
     def _commit_acknowledged(self):
-        """Commit the newest snapshot whose batch (and all before it) the broker has acked."""
-        ready = None
+        """Commit the newest snapshot whose batch (and all before it) the broker has acked,
+        if ``commit_interval`` has passed since the last commit."""
         while self._in_flight and all(f.is_done for f in self._in_flight[0][0]):
             futures, snapshot = self._in_flight.popleft()
             for f in futures:
                 if f.failed():
                     raise f.exception
-            ready = snapshot or ready  # None: sends with no offsets of their own (evictions)
-        if ready:
-            self.consumer.commit_async(ready)
+            # None: sends with no offsets of their own (evictions)
+            self._acknowledged = snapshot or self._acknowledged
+        if self._acknowledged and time.monotonic() - self._last_commit >= self.commit_interval:
+            self.consumer.commit_async(self._acknowledged)
+            self._acknowledged, self._last_commit = None, time.monotonic()
 
     def _flush_acknowledged(self) -> bool:
         """Flush everything sent; True when every send in flight was acknowledged."""
@@ -311,6 +320,7 @@ class ConsumeService:
                 raise RuntimeError("predictions were not acknowledged")
             return False
         self._commit(quiet=quiet)
+        self._acknowledged, self._last_commit = None, time.monotonic()
         return True
 
     def _reposition(self, assigned):
@@ -386,6 +396,7 @@ class ConsumeService:
     def _forget(self):
         """Drop all stream state and uncommitted progress (it is consumed again)."""
         self._in_flight.clear()
+        self._acknowledged = None
         for sid in list(self.tracks):
             self._drop_stream(sid)
         self.done_offset.clear()

@@ -467,3 +467,48 @@ def test_transient_poll_error_does_not_stop_the_service(bootstrap, monkeypatch):
     assert not th.is_alive()
     assert {sid: dict(ws) for sid, ws in windows_seen(msgs).items()} == expected
     assert log.getvalue().count('"poll-retry"') == 2
+
+
+@pytest.mark.parametrize("interval", [0.0, 600.0])
+def test_commit_interval_spaces_commits_and_exit_commits_all(bootstrap, interval):
+    """Acknowledged offsets are committed after every batch with ``commit_interval=0``, at
+    most every ``commit_interval`` seconds otherwise (here: not during the run at all), and
+    stopping commits everything handled either way."""
+    import threading
+
+    from kafka import KafkaConsumer, TopicPartition
+
+    from stream import consume
+    topic, out, group = uid("audio"), uid("pred"), uid("g")
+    create_topic(bootstrap, topic, 1)
+    streams = {"dev": stream_audio(5, 3.0)}
+    produce(bootstrap, topic, streams)
+    svc = consume.ConsumeService(load_model(default_model_path()),
+                                 {"bootstrap_servers": [bootstrap]}, [topic], group, out,
+                                 status_every=1e9, status_out=open(os.devnull, "w"),
+                                 idle_timeout=600, commit_interval=interval)
+    th = threading.Thread(target=svc.run, kwargs={"max_seconds": 60}, daemon=True)
+    th.start()
+    expected = expected_windows(streams)
+    read_topic(bootstrap, out, covered(expected), timeout=60)
+    time.sleep(1.5)  # a few more loop iterations: acknowledged by now
+
+    def committed():
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                          enable_auto_commit=False)
+        try:
+            return c.committed(TopicPartition(topic, 0))
+        finally:
+            c.close()
+
+    during = committed()
+    svc.stop_event.set()
+    th.join(timeout=30)
+    assert not th.is_alive()
+    after = committed()
+    if interval == 0:
+        assert during is not None and during > 0
+    else:
+        assert during is None  # the first commit would be due after 600 s
+    # its last window is 2.0-3.0 s: the next one would need the message holding 2.25 s
+    assert after == int(2.25 * SR) // 1600

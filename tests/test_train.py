@@ -432,6 +432,7 @@ def test_training_options_are_checked_before_any_work(two_class, tmp_path, flags
     # --chunk-ms 0 had sent one message per sample
     (["produce", "x.wav", "--stream-id", "s", "--chunk-ms", "0"], "--chunk-ms: 0: need a number"),
     (["consume", "--idle-timeout", "-1"], "--idle-timeout: -1: need a number > 0"),
+    (["consume", "--commit-interval", "-1"], "--commit-interval: -1: need a number >= 0"),
     (["drift-report", "M", "x.wav", "--top", "0"], "--top: 0: need a whole number >= 1")])
 def test_bad_numbers_are_refused_by_the_parser(args, says):
     out = run_cli(*args)
