@@ -47,6 +47,8 @@ def _checked(convert, ok, need: str):
 _count = _checked(int, lambda v: v >= 1, "a whole number >= 1")
 _positive = _checked(float, lambda v: 0 < v < float("inf"), "a number > 0")
 _not_negative = _checked(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+_chunk_ms = _checked(float, lambda v: 0 < v <= 30_000,
+                     "a number of milliseconds > 0 and <= 30000 (consumers refuse longer chunks)")
 _alpha = _checked(float, lambda v: 0 < v <= 1, "0 < alpha <= 1")
 _port = _checked(int, lambda v: 0 <= v <= 65535, "a TCP port, 0-65535")
 # a worker count, or joblib's -1 (all cores), -2 (all but one)...
@@ -627,7 +629,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=_positive, help="--mic: stop after this long")
     s.add_argument("--topic", default=env("topic", "audio"))
     s.add_argument("--stream-id", required=True)
-    s.add_argument("--chunk-ms", type=_positive, default=100.0)
+    # consumers dead-letter chunks over stream.wire.MAX_CHUNK_SECONDS
+    s.add_argument("--chunk-ms", type=_chunk_ms, default=100.0)
     s.add_argument("--dtype", choices=["int16", "int32", "float32"], default="int16")
     s.add_argument("--wav", action="store_true", help="send WAV-encoded chunks")
     s.add_argument("--realtime", action="store_true", help="pace chunks at real time")

@@ -431,12 +431,27 @@ def test_training_options_are_checked_before_any_work(two_class, tmp_path, flags
     (["listen", "--demo", "--metrics-port", "99999"], "--metrics-port: 99999: need a TCP port"),
     # --chunk-ms 0 had sent one message per sample
     (["produce", "x.wav", "--stream-id", "s", "--chunk-ms", "0"], "--chunk-ms: 0: need a number"),
+    # a consumer sends chunks over 30 s to the dead-letter topic: refused before sending any
+    (["produce", "x.wav", "--stream-id", "s", "--chunk-ms", "40000"],
+     "--chunk-ms: 40000: need a number of milliseconds > 0 and <= 30000"),
     (["consume", "--idle-timeout", "-1"], "--idle-timeout: -1: need a number > 0"),
     (["consume", "--commit-interval", "-1"], "--commit-interval: -1: need a number >= 0"),
     (["drift-report", "M", "x.wav", "--top", "0"], "--top: 0: need a whole number >= 1")])
 def test_bad_numbers_are_refused_by_the_parser(args, says):
     out = run_cli(*args)
     assert out.returncode == 2 and says in out.stderr and "Traceback" not in out.stderr
+
+
+def test_produce_refuses_exactly_the_chunks_consumers_refuse():
+    """The CLI (kept free of numpy imports) repeats the consumers' chunk limit."""
+    import argparse
+
+    from audioclf.cli import _chunk_ms
+    from stream.wire import MAX_CHUNK_SECONDS
+    limit_ms = MAX_CHUNK_SECONDS * 1000
+    assert _chunk_ms(str(limit_ms)) == limit_ms
+    with pytest.raises(argparse.ArgumentTypeError):
+        _chunk_ms(str(limit_ms + 1))
 
 
 def test_bad_environment_numbers_name_the_option_and_spare_other_commands(tmp_path):
