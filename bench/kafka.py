@@ -181,7 +181,7 @@ def audioclf_consume(art, bootstrap: str, topic: str, total: int, drift: bool,
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     # every message taken *and scored*: messages are counted when their batch starts scoring,
     # and the last batch (up to 2000 messages) is then still in the scoring thread
-    while svc.stats.messages < total or (svc._pending is not None and not svc._pending.done()):
+    while svc.stats.messages < total or svc.scoring:
         time.sleep(0.005)
     out = {"seconds": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0,
            "state": svc.status()["state_bytes"], "rss_before": rss0, "rss_after": rss_mb()}

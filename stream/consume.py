@@ -464,6 +464,12 @@ class ConsumeService:
                                value=json.dumps(alert).encode())
 
     # ------------------------------------------------------------------ status
+    @property
+    def scoring(self) -> bool:
+        """A batch is with the scoring thread (its messages are already in ``stats.messages``)."""
+        pending = self._pending
+        return pending is not None and not pending.done()
+
     def status(self) -> dict:
         elapsed = max(time.monotonic() - self.stats.started, 1e-9)
         lag = None

@@ -502,6 +502,7 @@ def test_commit_interval_spaces_commits_and_exit_commits_all(bootstrap, interval
             c.close()
 
     during = committed()
+    assert not svc.scoring  # every message was scored (the predictions are all out)
     svc.stop_event.set()
     th.join(timeout=30)
     assert not th.is_alive()
