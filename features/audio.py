@@ -72,7 +72,7 @@ def audio_info(path) -> AudioInfo:
     except AudioError:
         raise
     except Exception as exc:  # libsndfile reports format problems as several exception types
-        raise AudioError(path, f"not a readable audio file ({_one_line(exc)})") from None
+        raise _unreadable(path, exc) from None
 
 
 def _existing_file(path) -> str:
@@ -107,7 +107,7 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
     try:
         fh = sf.SoundFile(path)  # one open: header checks and decoding share it
     except Exception as exc:  # libsndfile reports format problems as several exception types
-        raise AudioError(path, f"not a readable audio file ({_one_line(exc)})") from None
+        raise _unreadable(path, exc) from None
     with fh:
         info = _checked_info(path, fh)
         try:
@@ -401,6 +401,16 @@ def _declared_riff_frames(path: str) -> int | None:
                     fh.seek(size + size % 2, 1)
     except OSError:
         return None
+
+
+def _unreadable(path: str, exc: BaseException) -> AudioError:
+    """The error for a file libsndfile cannot open. Its text for data it cannot decode at all
+    (random bytes named .mp3) says the file "does not exist or is not a regular file"; the
+    file was just checked to exist, so that text would mislead."""
+    text = _one_line(exc)
+    if "does not exist or is not a regular file" in text:
+        text = "unrecognised format or corrupt data"
+    return AudioError(path, f"not a readable audio file ({text})")
 
 
 def _one_line(exc: BaseException) -> str:

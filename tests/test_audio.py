@@ -131,9 +131,11 @@ def good_wav_bytes(tmp_path):
     ("nan", "NaN or infinite"),
     ("absurd_rate", "absurd sample rate"),
     ("directory", "is a directory"),
+    # libsndfile says such a file "does not exist or is not a regular file"
+    ("random_mp3", "not a readable audio file (unrecognised format or corrupt data)"),
 ])
 def test_bad_input_messages_name_file_and_problem(tmp_path, case, expect):
-    path = tmp_path / f"{case}.wav"
+    path = tmp_path / (f"{case}.mp3" if case.endswith("mp3") else f"{case}.wav")
     if case == "empty":
         path.write_bytes(b"")
     elif case == "text":
@@ -151,6 +153,8 @@ def test_bad_input_messages_name_file_and_problem(tmp_path, case, expect):
         sf.write(path, tone(SR), 10)  # 10 Hz is a valid header value but not audio
     elif case == "directory":
         path.mkdir()
+    elif case == "random_mp3":
+        path.write_bytes(np.random.default_rng(0).bytes(1000))
     with pytest.raises(AudioError) as err:
         read_audio(path)
     message = str(err.value)
