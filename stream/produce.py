@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from features import read_audio
+from features import audio_info, read_audio
 
 from .kafka_io import make_producer
 from .wire import encode_audio
@@ -33,6 +33,12 @@ def produce_samples(producer, topic: str, stream_id: str, y: np.ndarray, sr: int
 
 def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
                   dtype="int16", realtime=False, wav=False, sr=None) -> dict:
+    """Publish ``files`` back to back as one stream, at ``sr`` (default: the first file's rate;
+    the others are resampled to it, so the stream has one rate and one sample index). Every
+    file's header is checked before anything is sent: a bad file is reported, not half a stream
+    published (a file whose body turns out corrupt still stops the stream there)."""
+    infos = [audio_info(path) for path in files]
+    sr = sr or (infos[0].sample_rate if infos else None)
     producer = make_producer(opts)
     seq, index, seconds = 0, 0, 0.0
     try:

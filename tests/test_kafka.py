@@ -184,6 +184,42 @@ def test_produce_from_the_microphone(bootstrap, vmic_env, tmp_path):
         assert labels.count(kind) >= 4, labels
 
 
+def test_produce_checks_every_file_before_connecting_or_sending(tmp_path):
+    """A bad file among several is reported before anything is published (here the broker is
+    unreachable: the file error comes first), not after half the stream was sent."""
+    import soundfile as sf
+    good, bad = tmp_path / "good.wav", tmp_path / "bad.wav"
+    sf.write(good, stream_audio(3, 1.0), SR)
+    bad.write_text("not audio")
+    out = subprocess.run([sys.executable, "-m", "audioclf", "produce", str(good), str(bad),
+                          "--stream-id", "s", "--bootstrap", "127.0.0.1:1", "--topic", "t"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"{bad}: not a readable audio file" in out.stderr and "connect" not in out.stderr
+
+
+def test_produce_sends_files_of_several_rates_as_one_stream(bootstrap, tmp_path):
+    """Files published back to back are one stream at the first file's rate (later files are
+    resampled to it), so its sample index runs on without a change of rate."""
+    import soundfile as sf
+    topic = uid("files")
+    create_topic(bootstrap, topic, 1)
+    first, second = tmp_path / "a16k.wav", tmp_path / "b8k.wav"
+    sf.write(first, stream_audio(4, 1.0), SR)
+    sf.write(second, resample(stream_audio(5, 1.0), SR, 8000), 8000)
+    out = subprocess.run([sys.executable, "-m", "audioclf", "produce", str(first),
+                          str(second), "--stream-id", "s", "--bootstrap", bootstrap,
+                          "--topic", topic], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary == {"messages": 20, "audio_seconds": 2.0}
+    chunks = [decode_audio(m.key, m.value, m.headers)
+              for m in read_topic(bootstrap, topic, lambda m: len(m) >= 20)]
+    assert {c.sample_rate for c in chunks} == {SR}
+    assert [c.sample_index for c in chunks] == [i * SR // 10 for i in range(20)]
+    assert [c.seq for c in chunks] == list(range(20))
+
+
 def test_wire_roundtrip_and_rejections():
     y = stream_audio(1, 0.3)
     for dtype in ("int16", "int32", "float32"):
