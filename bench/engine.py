@@ -25,6 +25,20 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.join(
 sys.path.insert(0, ROOT)
 
 
+def interleaved_chunks(streams: int, seconds: float, sr: int) -> list:
+    """``(stream_id, 100 ms of float32 samples, sr)`` for S synthetic streams of D seconds, chunk
+    c of every stream before chunk c + 1 of any (as `consume` receives them)."""
+    from train.synthetic import CLASSES, synth_clip
+
+    chunk = sr // 10
+    rng = np.random.default_rng(0)
+    bank = [synth_clip(CLASSES[i % len(CLASSES)], rng, seconds=seconds).astype(np.float32)
+            for i in range(16)]
+    n_chunks = int(seconds * sr) // chunk
+    return [(f"s{s}", bank[s % 16][c * chunk:(c + 1) * chunk], sr)
+            for c in range(n_chunks) for s in range(streams)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--streams", type=int, default=1000)
@@ -37,17 +51,11 @@ def main():
     import stream.engine as engine_module
     from audioclf.artifact import load_model
     from models import default_model_path
-    from train.synthetic import CLASSES, synth_clip
 
     art = load_model(default_model_path())
     engine = engine_module.Engine(art)
     sr, chunk = engine.cfg.sr, engine.cfg.sr // 10
-    rng = np.random.default_rng(0)
-    bank = [synth_clip(CLASSES[i % len(CLASSES)], rng, seconds=args.seconds).astype(np.float32)
-            for i in range(16)]
-    n_chunks = int(args.seconds * sr) // chunk
-    chunks = [(f"s{s}", bank[s % 16][c * chunk:(c + 1) * chunk], sr)
-              for c in range(n_chunks) for s in range(args.streams)]
+    chunks = interleaved_chunks(args.streams, args.seconds, sr)
 
     spent = {"analysis": 0.0, "window statistics": 0.0, "scoring": 0.0}
 
