@@ -320,6 +320,8 @@ class ConsumeService:
                 raise RuntimeError("predictions were not acknowledged")
             return False
         self._commit(quiet=quiet)
+        # even if a quiet commit was refused (kafka-python 3's rebalance listener): a snapshot
+        # taken before a rebalance must not be committed after it
         self._acknowledged, self._last_commit = None, time.monotonic()
         return True
 
