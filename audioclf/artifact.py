@@ -44,6 +44,8 @@ class ModelArtifact:
     metrics: dict = field(default_factory=dict)
     search: list = field(default_factory=list)  # tried settings and scores
     data_fingerprint: str = ""
+    # content ids of the training files (train.extract.content_ids); None: not recorded
+    training_files: np.ndarray | None = None
     name: str = "model"
     created: str = ""
     versions: dict = field(default_factory=dict)
@@ -73,6 +75,13 @@ class ModelArtifact:
             return self.estimator.predict_proba(X)
         return self.estimator.predict(X)
 
+    def trained_on(self, ids: np.ndarray) -> np.ndarray | None:
+        """Which of these file content ids (``train.extract.content_ids``) were training files:
+        a bool mask, or None when the artifact did not record them (made before they were)."""
+        if not isinstance(self.training_files, np.ndarray):
+            return None
+        return np.isin(np.asarray(ids, dtype=np.uint64), self.training_files)
+
     def to_payload(self) -> dict:
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -81,8 +90,8 @@ class ModelArtifact:
             "labels": list(self.labels) if self.labels is not None else None,
             "target_name": self.target_name, "target_unit": self.target_unit,
             "baseline": self.baseline, "metrics": self.metrics, "search": self.search,
-            "data_fingerprint": self.data_fingerprint, "name": self.name,
-            "created": self.created or _dt.datetime.now(_dt.timezone.utc).isoformat(),
+            "data_fingerprint": self.data_fingerprint, "training_files": self.training_files,
+            "name": self.name, "created": self.created or _dt.datetime.now(_dt.timezone.utc).isoformat(),
             "versions": self.versions or library_versions(),
         }
 
@@ -212,7 +221,8 @@ def load_model(path) -> ModelArtifact:
         labels=payload.get("labels"), target_name=payload.get("target_name"),
         target_unit=payload.get("target_unit"), baseline=payload.get("baseline") or {},
         metrics=payload.get("metrics") or {}, search=payload.get("search") or [],
-        data_fingerprint=payload.get("data_fingerprint", ""), name=payload.get("name", "model"),
+        data_fingerprint=payload.get("data_fingerprint", ""),
+        training_files=payload.get("training_files"), name=payload.get("name", "model"),
         created=payload.get("created", ""), versions=payload.get("versions", {}), path=path,
         digest=digest)
 

@@ -204,7 +204,7 @@ def cmd_evaluate(args) -> int:
 
     from train.dataset import load_dataset
     from train.evaluate import evaluate_scores, plot_confusion, plot_regression
-    from train.extract import extract_windows
+    from train.extract import content_ids, extract_windows
 
     from .artifact import load_model
 
@@ -228,6 +228,9 @@ def cmd_evaluate(args) -> int:
     scores = art.score(win.X)
     m = evaluate_scores(art.task, art.labels, scores, win.owner, truth)
     m["skipped"] = [r for _, r in win.skipped]
+    # a folder evaluated with the model trained on it measures fit, not new audio
+    seen = art.trained_on(content_ids(win.sha256.values()))
+    m["seen_in_training"] = None if seen is None else int(seen.sum())
     png = args.png or _stem(args.model) + (".confusion.png" if art.is_classifier else
                                            ".regression.png")
     if art.is_classifier:
@@ -243,6 +246,11 @@ def cmd_evaluate(args) -> int:
     console = _console()
     for reason in m["skipped"]:
         console.print(f"[yellow]skipped[/] {reason}")
+    if m["seen_in_training"]:
+        console.print(f"[yellow]warning[/] {m['seen_in_training']} of {len(win.sha256)} files "
+                      "were in this model's training data: these figures measure how well it "
+                      "fits them, not how it does on new audio (evaluate a test split, or "
+                      "recordings it has not seen)")
     _print_metrics(console, f"{data_title} (per file)", m, art.task)
     if art.is_classifier:
         from rich.table import Table

@@ -278,6 +278,47 @@ def test_several_sources_train_and_evaluate_together(two_class, tmp_path):
     assert m["n"] == 24 and m["per_class"]["siren"]["support"] == 6
 
 
+def test_evaluating_training_files_is_flagged_by_their_content(two_class, tmp_path):
+    """`train DATA` then `evaluate DATA` (a folder has no test split) scores the files the model
+    was fitted on; evaluate says so, by file content (a renamed copy counts), and says nothing
+    for audio it never saw. A test file identical to a training file is warned about in train."""
+    model = tmp_path / "m.joblib"
+    out = run_cli("train", two_class, "--out", model, "--n-iter", 1, "--cv", 3,
+                  "--families", "et", "--no-cache")
+    assert out.returncode == 0, out.stderr
+    assert "same content" not in out.stdout + out.stderr
+    ev = run_cli("evaluate", model, two_class)
+    assert ev.returncode == 0, ev.stderr
+    assert "12 of 12 files were in this model's training data" in ev.stdout
+
+    rng = np.random.default_rng(21)
+    (tmp_path / "new").mkdir()
+    rows = []
+    for i in range(3):
+        write_wav(tmp_path / "new" / f"t{i}.wav", synth_clip("tone", rng, seconds=1.0), 16000)
+        rows.append({"path": f"t{i}.wav", "label": "tone"})
+    (tmp_path / "new" / "copy.wav").write_bytes((two_class / "noise" / "2.wav").read_bytes())
+    rows.append({"path": "copy.wav", "label": "noise"})
+    new = _manifest(tmp_path / "new" / "manifest.csv", rows)
+    ev = run_cli("evaluate", model, new, "--json", "--png", tmp_path / "c.png")
+    assert ev.returncode == 0, ev.stderr
+    assert json.loads(ev.stdout)["seen_in_training"] == 1  # the copy; the new tones are not
+    ev = run_cli("evaluate", model, new, "--png", tmp_path / "c.png")
+    assert "1 of 4 files were in this model's training data" in ev.stdout
+
+    # the same copy as a test file beside its original in training
+    both = _manifest(tmp_path / "both.csv", [
+        *({"path": f"two/{k}/{i}.wav", "label": k, "split": "train"}
+          for k in ("tone", "noise") for i in range(6)),
+        {"path": "new/copy.wav", "label": "noise", "split": "test"},
+        {"path": "new/t0.wav", "label": "tone", "split": "test"}])
+    res = train_model(load_dataset(both), FeatureConfig(), FAST)
+    leak = [w for w in res.warnings if "same content" in w]
+    assert leak and leak[0].startswith("1 test file(s)") and "copy.wav" in leak[0], res.warnings
+    assert len(res.artifact.training_files) == 12
+    assert res.artifact.trained_on(res.artifact.training_files).all()
+
+
 @pytest.mark.parametrize("bad", ["nan", "inf", "-Infinity", "abc", ""])
 def test_a_regression_target_must_be_a_finite_number(tmp_path, bad):
     """float() reads 'nan' and 'inf': those had reached the forest and an internal error."""

@@ -12,7 +12,7 @@ from features.baseline import build_baseline
 
 from .dataset import DataError, Dataset
 from .evaluate import evaluate_scores
-from .extract import extract_windows
+from .extract import content_ids, extract_windows
 
 SEARCH_SPACE = {
     "n_estimators": [100, 200, 300],
@@ -280,6 +280,13 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                 "training data (too few groups: files, speakers or capture runs), so validation "
                 "scores them with a model that never saw them; recordings from more sources "
                 "fix it")
+    train_files, test_files = np.unique(own_tr), np.unique(win.owner[is_test])
+    leaked = _same_content(win.sha256, train_files, test_files)
+    if leaked:
+        t, o = leaked[0]
+        warnings.append(
+            f"{len(leaked)} test file(s) have the same content as a training file (e.g. "
+            f"{paths[t]} = {paths[o]}): the test figures include audio the model was trained on")
     settings = candidate_settings(opts)
     rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed,
                   max_model_mb=opts.max_model_mb)
@@ -316,9 +323,9 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                                   predictions=y_tr if labels else None, labels=labels,
                                   confidence=confidence)
     art.data_fingerprint = _fingerprint(X_tr, y_tr)
+    art.training_files = content_ids([win.sha256[o] for o in train_files.tolist()])
     return TrainResult(artifact=art, search=rows, skipped=win.skipped,
-                       n_train_files=len(np.unique(own_tr)),
-                       n_test_files=len(np.unique(win.owner[is_test])),
+                       n_train_files=len(train_files), n_test_files=len(test_files),
                        cache_hits=win.cache_hits, warnings=warnings)
 
 
@@ -358,6 +365,14 @@ def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray |
     if not parts:
         return None
     return signal_windows(np.concatenate(parts), cfg)[1]
+
+
+def _same_content(sha256: dict, train_files, test_files) -> list[tuple[int, int]]:
+    """``(test file, training file)`` index pairs whose bytes are identical."""
+    first = {}
+    for o in train_files.tolist():
+        first.setdefault(sha256[o], o)
+    return [(t, first[sha256[t]]) for t in test_files.tolist() if sha256[t] in first]
 
 
 def _fingerprint(X, y) -> str:
