@@ -137,9 +137,14 @@ def save_model(artifact: ModelArtifact, path) -> str:
     digest = file_digest(data, key)
     sha_path, hmac_path = _sidecars(path)
     tmp = path + ".tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):  # a full disk, or a folder where the file should go
+            os.remove(tmp)
+        raise
     keep, drop = (hmac_path, sha_path) if key else (sha_path, hmac_path)
     with open(keep, "w") as fh:  # sha256sum's format, so `sha256sum -c` checks it too
         fh.write(f"{digest}  {os.path.basename(path)}\n")

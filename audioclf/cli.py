@@ -55,6 +55,27 @@ _port = _checked(int, lambda v: 0 <= v <= 65535, "a TCP port, 0-65535")
 _n_jobs = _checked(int, lambda v: v != 0, "a number of workers, or -1 for all cores")
 
 
+def _writable(path: str, flag: str, example: str = "plot.png") -> str:
+    """``path`` if a file can be written there; else a UsageError naming ``flag`` -- checked
+    before the work whose result it is to hold (training takes minutes)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: is a folder; give a file name, e.g. "
+                         f"{os.path.join(path, example)}")
+    probe = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(probe):  # missing folders are created on writing
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise UsageError(f"{flag} {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: cannot write in {probe} (permission denied)")
+    return path
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError that names a file: the file, then what went wrong."""
+    return f"{exc.filename2 or exc.filename}: {exc.strerror or exc}"
+
+
 def _print_error(message: str) -> None:
     print(f"audioclf: error: {' '.join(str(message).split())}", file=sys.stderr)
 
@@ -84,8 +105,9 @@ def cmd_plot(args) -> int:
     from features.plot import plot_audio
 
     cfg = FeatureConfig(sr=args.sr)
+    out = _writable(args.output or os.path.splitext(os.path.basename(args.file))[0] + ".png",
+                    "--output")
     y, _ = read_audio(args.file, sr=cfg.sr)
-    out = args.output or os.path.splitext(os.path.basename(args.file))[0] + ".png"
     plot_audio(y, cfg, out, title=os.path.basename(args.file))
     print(out)
     return 0
@@ -114,6 +136,9 @@ def cmd_train(args) -> int:
                         families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
                         max_model_mb=None if args.max_model_mb == 0 else args.max_model_mb)
     opts.check()
+    _writable(args.out, "--out", "model.joblib")
+    search_json = _writable(args.search_json or os.path.splitext(args.out)[0] + ".search.json",
+                            "--search-json", "search.json")
     data = args.data
     if args.synthetic:
         from train.synthetic import generate_dataset
@@ -130,7 +155,6 @@ def cmd_train(args) -> int:
     cfg = FeatureConfig(sr=args.sr, window_seconds=args.window, window_hop_seconds=args.hop)
     result = train_model(ds, cfg, opts)
     digest = save_model(result.artifact, args.out)
-    search_json = args.search_json or os.path.splitext(args.out)[0] + ".search.json"
     with open(search_json, "w") as fh:
         json.dump(result.search, fh, indent=1)
     m = result.artifact.metrics
@@ -209,6 +233,8 @@ def cmd_evaluate(args) -> int:
     from .artifact import load_model
 
     art = load_model(args.model)
+    png = _writable(args.png or _stem(args.model) + (".confusion.png" if art.is_classifier else
+                                                     ".regression.png"), "--png")
     # each source's test split if it has one, else all of it
     parts = [load_dataset(d, task=art.task, require_labels=False) for d in args.data]
     items = [it for ds in parts for it in (ds.subset("test") if ds.has_split else ds.items)]
@@ -231,8 +257,6 @@ def cmd_evaluate(args) -> int:
     # a folder evaluated with the model trained on it measures fit, not new audio
     seen = art.trained_on(content_ids(win.sha256.values()))
     m["seen_in_training"] = None if seen is None else int(seen.sum())
-    png = args.png or _stem(args.model) + (".confusion.png" if art.is_classifier else
-                                           ".regression.png")
     if art.is_classifier:
         plot_confusion(m, png, title=f"{_stem(args.model)} on {data_title}")
     else:
@@ -446,7 +470,7 @@ def cmd_drift_report(args) -> int:
     from .artifact import load_model
 
     art = load_model(args.model)
-    png = args.png or _stem(args.model) + ".drift.png"
+    png = _writable(args.png or _stem(args.model) + ".drift.png", "--png")
     res = drift_report(art, args.sources, png=png, top=args.top)
     if args.json:
         print(json.dumps(_jsonable(res)))
@@ -685,6 +709,8 @@ def main(argv=None) -> int:
             raise
         if isinstance(exc, _user_errors()):
             _print_error(exc)
+        elif isinstance(exc, OSError) and exc.filename:  # e.g. an output the disk refused
+            _print_error(_os_error_line(exc))
         else:
             _print_error(f"internal error: {type(exc).__name__}: {exc} "
                          "(set AUDIOCLF_DEBUG=1 for a traceback)")

@@ -465,6 +465,27 @@ def test_training_options_are_checked_before_any_work(two_class, tmp_path, flags
     assert not (tmp_path / "m.joblib").exists()
 
 
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(two_class, tmp_path):
+    """An --out that is a folder, or sits under a file, used to fail after training finished
+    (an internal error, the model lost, a .tmp left behind); now it is one line up front."""
+    a_file = two_class / "tone" / "0.wav"
+    cases = [(["train", two_class, "--out", two_class, "--no-cache"], "is a folder"),
+             (["train", two_class, "--out", a_file / "m.joblib", "--no-cache"],
+              "is a file, not a folder"),
+             (["train", two_class, "--out", tmp_path / "m.joblib", "--search-json", tmp_path,
+               "--no-cache"], "--search-json"),
+             (["plot", a_file, "-o", tmp_path], "--output")]
+    for args, says in cases:
+        out = run_cli(*args)
+        assert out.returncode == 1 and "internal" not in out.stderr, (args, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1 and says in out.stderr, out.stderr
+    assert not list(tmp_path.glob("*.joblib*")) and not list(two_class.glob("*.tmp"))
+    model = tmp_path / "ok.joblib"
+    save_model(small_artifact(tmp_path), model)
+    out = run_cli("evaluate", model, two_class, "--png", a_file / "c.png")
+    assert out.returncode == 1 and "--png" in out.stderr and "is a file, not a folder" in out.stderr
+
+
 @pytest.mark.parametrize("args, says", [
     (["predict", "M", "x.wav", "--smooth", "0"], "--smooth: 0: need a whole number >= 1"),
     (["listen", "--demo", "--ema", "2"], "--ema: 2: need 0 < alpha <= 1"),
