@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from features import audio_info, read_audio
+from features import AudioError, audio_info, read_audio
 
 from .kafka_io import make_producer
 from .wire import encode_audio
@@ -36,14 +36,23 @@ def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
     """Publish ``files`` back to back as one stream, at ``sr`` (default: the first file's rate;
     the others are resampled to it, so the stream has one rate and one sample index). Every
     file's header is checked before anything is sent: a bad file is reported, not half a stream
-    published (a file whose body turns out corrupt still stops the stream there)."""
+    published. A file is decoded whole before its first chunk is sent, so one whose body turns
+    out corrupt stops the stream at the end of the file before it, and the error says so."""
     infos = [audio_info(path) for path in files]
     sr = sr or (infos[0].sample_rate if infos else None)
     producer = make_producer(opts)
     seq, index, seconds = 0, 0, 0.0
     try:
-        for path in files:
-            y, rate = read_audio(path, sr=sr)
+        for done, path in enumerate(files):
+            try:
+                y, rate = read_audio(path, sr=sr)
+            except AudioError as exc:
+                if not done:
+                    raise
+                producer.flush()
+                raise AudioError(exc.source, f"{exc.problem}; stream {stream_id} stops before "
+                                 f"it: {done} file(s) before it were published ({seq} "
+                                 f"messages, {seconds:.1f} s)") from None
             seq = produce_samples(producer, topic, stream_id, y, rate, chunk_ms, dtype,
                                   realtime, wav, seq, index)
             index += len(y)

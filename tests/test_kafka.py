@@ -198,6 +198,44 @@ def test_produce_checks_every_file_before_connecting_or_sending(tmp_path):
     assert f"{bad}: not a readable audio file" in out.stderr and "connect" not in out.stderr
 
 
+def test_produce_says_what_was_published_before_a_file_with_a_corrupt_body(bootstrap,
+                                                                          tmp_path):
+    """A header that reads but a body that does not decode is found only when the file is read,
+    after the files before it were sent: the error says so, and the topic holds exactly them."""
+    import soundfile as sf
+    topic = uid("corrupt")
+    create_topic(bootstrap, topic, 1)
+    good, bad = tmp_path / "good.wav", tmp_path / "bad.flac"
+    sf.write(good, stream_audio(6, 1.0), SR)
+    sf.write(bad, stream_audio(7, 4.0), SR)
+    data = bad.read_bytes()
+    noise = np.random.default_rng(0).integers(0, 256, len(data) // 2, dtype=np.uint8)
+    bad.write_bytes(data[:len(data) // 2] + noise.tobytes())
+    out = subprocess.run([sys.executable, "-m", "audioclf", "produce", str(good), str(bad),
+                          "--stream-id", "s", "--bootstrap", bootstrap, "--topic", topic],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert f"{bad}: corrupt or truncated audio" in line, line
+    assert "1 file(s) before it were published (10 messages, 1.0 s)" in line, line
+    from kafka import KafkaConsumer, TopicPartition
+    tp = TopicPartition(topic, 0)
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=uid("reader"),
+                      auto_offset_reset="earliest", enable_auto_commit=False)
+    c.assign([tp])
+    msgs, deadline = [], time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and (len(msgs) < 10 or c.highwater(tp) is None):
+            for recs in c.poll(timeout_ms=500).values():
+                msgs += recs
+        # this broker's end_offsets() is wrong; the high watermark of a fetch is right
+        assert c.highwater(tp) == 10
+    finally:
+        c.close()
+    chunks = [decode_audio(m.key, m.value, m.headers) for m in msgs]
+    assert [c.seq for c in chunks] == list(range(10))
+
+
 def test_produce_sends_files_of_several_rates_as_one_stream(bootstrap, tmp_path):
     """Files published back to back are one stream at the first file's rate (later files are
     resampled to it), so its sample index runs on without a change of rate."""
