@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -67,7 +70,7 @@ def audio_info(path) -> AudioInfo:
 
     path = _existing_file(path)
     try:
-        with sf.SoundFile(path) as fh:
+        with _decoder_notes_hidden(path), sf.SoundFile(path) as fh:
             return _checked_info(path, fh)
     except AudioError:
         raise
@@ -104,16 +107,18 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
     path = _existing_file(path)
-    try:
-        fh = sf.SoundFile(path)  # one open: header checks and decoding share it
-    except Exception as exc:  # libsndfile reports format problems as several exception types
-        raise _unreadable(path, exc) from None
-    with fh:
-        info = _checked_info(path, fh)
+    with _decoder_notes_hidden(path):
         try:
-            y = _decode_mono(fh, info.frames)
-        except Exception as exc:
-            raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})") from None
+            fh = sf.SoundFile(path)  # one open: header checks and decoding share it
+        except Exception as exc:  # libsndfile reports format problems as several exception types
+            raise _unreadable(path, exc) from None
+        with fh:
+            info = _checked_info(path, fh)
+            try:
+                y = _decode_mono(fh, info.frames)
+            except Exception as exc:
+                raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})"
+                                 ) from None
     file_sr = info.sample_rate
     if y.shape[0] == 0:
         raise AudioError(path, "no audio samples after decoding (zero length)")
@@ -131,6 +136,41 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
         return y, int(file_sr)
     target = check_sample_rate(sr, "target")
     return resample(y, int(file_sr), target), target
+
+
+# libmpg123 (MP3 inside libsndfile) prints its own notes on a damaged stream to file descriptor
+# 2 ("Note: Trying to resync...", "Warning: Xing stream size off..."), around our one-line
+# error or a file that decoded fine; these are the prefixes of its lines
+_MPG123_EXTENSIONS = (".mp3", ".mp2", ".mp1", ".mpga", ".mpeg")
+_MPG123_LINES = (b"Note: ", b"Warning: ", b"[src/libmpg123", b"Error: ")
+_stderr_lock = threading.Lock()
+
+
+@contextmanager
+def _decoder_notes_hidden(path: str):
+    """While decoding an MPEG file, send descriptor 2 to a temporary file, then write back
+    whatever is not libmpg123's (another thread's output) -- a process-wide redirection, so
+    one at a time."""
+    if not path.lower().endswith(_MPG123_EXTENSIONS):
+        yield
+        return
+    import tempfile
+
+    with _stderr_lock, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            others = [line for line in caught.read().splitlines(keepends=True)
+                      if not line.startswith(_MPG123_LINES)]
+            if others:
+                os.write(2, b"".join(others))
 
 
 DECODE_BLOCK = 1 << 18  # frames decoded and downmixed at a time (5.5 s at 48 kHz)

@@ -184,6 +184,38 @@ def test_cli_info_and_bad_file_give_one_line_no_traceback(tmp_path):
     assert len(err_lines) == 1 and str(bad) in err_lines[0]
 
 
+def test_damaged_mp3s_print_only_our_line(tmp_path):
+    """libmpg123 writes notes to descriptor 2 on a damaged MP3 ("Note: Trying to resync...",
+    "Warning: Xing stream size off..."); a truncated file is one error line, a file with a gap
+    of junk that still decodes is no line at all."""
+    good = tmp_path / "good.mp3"
+    sf.write(good, tone(SR, seconds=4.0), SR)
+    data = good.read_bytes()
+    cut, gap = tmp_path / "cut.mp3", tmp_path / "gap.mp3"
+    cut.write_bytes(data[:len(data) // 2])
+    gap.write_bytes(data[:len(data) // 3] + bytes(200) + data[len(data) // 3:])
+    out = subprocess.run([sys.executable, "-m", "audioclf", "info", str(cut), str(gap)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and f"{gap}: MP3" in out.stdout, out.stdout
+    lines = out.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"audioclf: error: {cut}: truncated"), lines
+
+
+def test_hidden_decoder_notes_keep_other_output(capfd):
+    """The redirection is process-wide: what another thread writes meanwhile is written back."""
+    import os
+
+    from features.audio import _decoder_notes_hidden
+
+    with _decoder_notes_hidden("x.mp3"):
+        os.write(2, b"Note: Trying to resync...\n")
+        os.write(2, b"another thread's line\n")
+        print("python's stderr too", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert "another thread's line" in err and "python's stderr too" in err
+    assert "resync" not in err
+
+
 def test_plot_writes_labelled_png(tmp_path):
     import matplotlib.image as mpimg
 
