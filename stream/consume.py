@@ -47,6 +47,7 @@ class StreamTrack:
     """Kafka bookkeeping of one stream (the audio state itself lives in the engine)."""
 
     tp: object  # TopicPartition
+    rate: int  # Hz of the stream's samples (a change starts the stream afresh)
     # (offset, start, end) of recent messages in state-relative model-rate samples, kept while
     # a future window may still use them
     history: deque = field(default_factory=deque)
@@ -75,6 +76,7 @@ class ConsumeStats:
     seq_repeats: int = 0
     rewinds: int = 0
     evicted: int = 0
+    rate_changes: int = 0
     started: float = field(default_factory=time.monotonic)
 
 
@@ -226,19 +228,31 @@ class ConsumeService:
         messages as ``(message, BadMessage)``, and the offsets that may be committed once all
         of these sends are acknowledged.
         """
-        chunks, origins, dead = [], [], []
+        chunks, origins, dead, out = [], [], [], []
         for tp, msg, chunk in decoded:
             self.stats.messages += 1
             self.done_offset[tp] = msg.offset + 1
             if isinstance(chunk, BadMessage):
                 dead.append((msg, chunk))
                 continue
-            prepared = self._prepare(tp, msg, chunk)
-            if prepared is not None:
-                chunks.append(prepared)
-                origins.append((chunk.stream_id, tp, msg.offset))
+            if self._starts_afresh(tp, chunk) and any(o[0] == chunk.stream_id for o in origins):
+                # the stream's earlier chunks in this batch belong to its old state: push them
+                # through it before that state is dropped
+                out += self._push(chunks, origins)
+                chunks, origins = [], []
+            chunks.append(self._prepare(tp, msg, chunk))
+            origins.append((chunk.stream_id, tp, msg.offset))
+        out += self._push(chunks, origins)
+        for track in self.tracks.values():  # forget messages no future window can use
+            while track.history and track.history[0][2] <= track.next_window_start:
+                track.history.popleft()
+        return out, dead, self.commit_offsets()
+
+    def _push(self, chunks: list, origins: list) -> list:
+        """Score ``chunks`` (one model call for every window they complete) and place each
+        message in its stream's sample history; returns :meth:`_annotate`'s predictions."""
         before = {sid: st.features.samples_seen for sid, st in self.engine.streams.items()}
-        preds = self.engine.push_many(chunks)  # all ready windows: one model call
+        preds = self.engine.push_many(chunks)
         # the engine consumed chunks in order: replay the sample counts to place each message
         position = {sid: before.get(sid, 0) for sid, _, _ in origins}
         for (stream_id, tp, offset), (_, samples, rate) in zip(origins, chunks):
@@ -248,11 +262,7 @@ class ConsumeService:
             start = position[stream_id]
             position[stream_id] = start + n
             self.tracks[stream_id].history.append((offset, start, start + n))
-        out = self._annotate(preds)
-        for track in self.tracks.values():  # forget messages no future window can use
-            while track.history and track.history[0][2] <= track.next_window_start:
-                track.history.popleft()
-        return out, dead, self.commit_offsets()
+        return self._annotate(preds)
 
     def _annotate(self, preds) -> list:
         """``(prediction, offsets it came from, drift state)`` per prediction; hands the
@@ -333,15 +343,23 @@ class ConsumeService:
             self.consumer.seek(tp, self._resume[tp])  # only sets the position: no blocking call
         self._resume = {}
 
-    def _prepare(self, tp, msg, chunk):
-        """Per-stream bookkeeping for a good chunk; returns the engine input or None."""
+    def _starts_afresh(self, tp, chunk) -> bool:
+        """A known stream whose chunk cannot continue its state: it moved partition, or its
+        device restarted at another rate (samples, and the sample positions kept here, cannot
+        go on in the old rate; the old rate's unfinished window is lost)."""
         track = self.tracks.get(chunk.stream_id)
-        if track is not None and track.tp != tp:  # stream moved partition: start it afresh
+        return track is not None and (track.tp != tp or track.rate != chunk.sample_rate)
+
+    def _prepare(self, tp, msg, chunk):
+        """Per-stream bookkeeping for a good chunk; returns the engine input."""
+        track = self.tracks.get(chunk.stream_id)
+        if self._starts_afresh(tp, chunk):
+            self.stats.rate_changes += track.rate != chunk.sample_rate
             self._drop_stream(chunk.stream_id)
             track = None
         samples = chunk.samples
         if track is None:
-            track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp)
+            track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp, rate=chunk.sample_rate)
             origin = 0
             if chunk.sample_index is not None and chunk.sample_rate == self.art.feature_config.sr:
                 # keep the offline window grid: start at the next multiple of the window hop
@@ -484,7 +502,8 @@ class ConsumeService:
         return {"event": "status", "streams": len(self.tracks), "messages": s.messages,
                 "windows": s.windows, "windows_per_s": round(s.windows / elapsed, 1),
                 "dlq": s.dlq, "seq_gaps": s.seq_gaps, "seq_repeats": s.seq_repeats,
-                "rewinds": s.rewinds, "evicted": s.evicted, "lag": lag,
+                "rewinds": s.rewinds, "evicted": s.evicted, "rate_changes": s.rate_changes,
+                "lag": lag,
                 "state_bytes": sum(st.nbytes for st in self.engine.streams.values())
                 + (self.monitor.nbytes if self.monitor is not None else 0),
                 "drift": self.monitor.state() if self.monitor is not None else None}

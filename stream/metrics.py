@@ -24,6 +24,8 @@ def render(engine=None, monitors=(), consume=None) -> str:
         metric("dlq_total", "counter", "Messages sent to the dead-letter topic.", s.dlq)
         metric("sequence_gaps_total", "counter", "Missing sequence numbers.", s.seq_gaps)
         metric("rewinds_total", "counter", "Rewinds to committed offsets.", s.rewinds)
+        metric("rate_changes_total", "counter", "Streams restarted at another sample rate.",
+               s.rate_changes)
     for m in monitors:
         if m is None:
             continue

@@ -407,7 +407,8 @@ def test_consumer_drops_drift_history_with_its_streams(art):
     for sid in ("kept", "evicted", "left-over"):
         for p in Engine(art).push(sid, clean_audio(7, 3.0)):
             monitor.process(p)
-    svc.tracks = {"kept": StreamTrack(tp=None), "evicted": StreamTrack(tp=None)}
+    svc.tracks = {"kept": StreamTrack(tp=None, rate=16000),
+                  "evicted": StreamTrack(tp=None, rate=16000)}
     svc.tracks["evicted"].last_seen -= 120
     before = monitor.nbytes
     svc._evict_idle()  # "evicted" timed out; "left-over" was rebuilt after its stream went

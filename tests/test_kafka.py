@@ -334,6 +334,48 @@ def test_ended_streams_score_their_last_windows(bootstrap):
     assert '"evicted": 2' in err, err[-500:]
 
 
+def test_a_stream_that_changes_rate_starts_afresh(bootstrap):
+    """A device restarted at another rate (same stream id, 16 kHz then 8 kHz): the second part
+    is a new stream -- its windows scored as offline prediction scores that audio alone, and
+    each prediction names the messages it came from (before, the bookkeeping kept counting in
+    the old rate's samples: the 8 kHz windows named no message or the old ones)."""
+    from kafka import KafkaProducer
+    topic, out = uid("audio"), uid("pred")
+    create_topic(bootstrap, topic, 1)
+    first = stream_audio(11, 3.0)
+    y8k = resample(stream_audio(12, 3.0), SR, 8000)
+    second = (np.round(y8k * 32768).clip(-32768, 32767) / 32768).astype(np.float32)
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    seq = 0
+    for y, rate in ((first, SR), (second, 8000)):
+        n = rate // 10
+        for a in range(0, len(y), n):
+            key, value, headers = encode_audio("dev", y[a:a + n], rate, seq, sample_index=a)
+            p.send(topic, key=key, value=value, headers=headers)
+            seq += 1
+    p.flush()
+    p.close()
+    want = [expected_probs({"dev": first}), expected_probs({"dev": second}, {"dev": 8000})]
+    n_windows = sum(len(w["dev"]) for w in want)
+    proc = start_consumer(bootstrap, topic, uid("g"), out,
+                          extra_env={"AUDIOCLF_IDLE_TIMEOUT": "2"})
+    msgs = read_topic(bootstrap, out, lambda m: len(m) >= n_windows)
+    code, err = stop(proc)
+    assert code == 0, err
+    preds = [json.loads(m.value) for m in msgs]
+    assert len(preds) == n_windows, [(d["start"], d["offsets"]) for d in preds]
+    labels = load_model(default_model_path()).labels
+    parts = [preds[:len(want[0]["dev"])], preds[len(want[0]["dev"]):]]
+    for part, expected, (lo, hi) in zip(parts, want, ((0, 29), (30, 59))):
+        assert [d["start"] for d in part] == list(expected["dev"])
+        for d in part:
+            p = expected["dev"][d["start"]]
+            assert max(abs(d["probs"][k] - v) for k, v in zip(labels, p)) < 0.004, d
+            [(_, _, first_offset, last_offset)] = d["offsets"]
+            assert lo <= first_offset <= last_offset <= hi, (d["start"], d["offsets"])
+    assert '"rate_changes": 1' in err, err[-500:]
+
+
 def test_malformed_messages_go_to_dlq(bootstrap):
     topic, out, dlq = uid("audio"), uid("pred"), uid("dlq")
     good = {"ok": stream_audio(3, 3.0)}
