@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from audioclf.artifact import ModelArtifact
 
-from .engine import Engine
+from .engine import Engine, grid_origin
 from .kafka_io import make_consumer, make_producer
 from .wire import BadMessage, decode_audio, prediction_message
 
@@ -52,6 +52,7 @@ class StreamTrack:
     # a future window may still use them
     history: deque = field(default_factory=deque)
     next_window_start: int = 0  # state-relative sample where the next window begins
+    skip: int = 0  # input samples still to drop before the stream's first window
     last_seq: int | None = None
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -361,14 +362,16 @@ class ConsumeService:
         if track is None:
             track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp, rate=chunk.sample_rate)
             origin = 0
-            if chunk.sample_index is not None and chunk.sample_rate == self.art.feature_config.sr:
-                # keep the offline window grid: start at the next multiple of the window hop
-                hop = self.art.feature_config.window_hop_samples
-                skip = (-chunk.sample_index) % hop
-                samples = samples[skip:]
-                origin = chunk.sample_index + skip
+            if chunk.sample_index is not None:
+                # keep the offline window grid: start at a window hop, dropping the input before
+                # it (which may run into later messages)
+                origin, track.skip = grid_origin(chunk.sample_index, chunk.sample_rate,
+                                                 self.art.feature_config)
             self.engine.drop(chunk.stream_id)
             self.engine.state(chunk.stream_id, chunk.sample_rate, origin)
+        if track.skip:
+            dropped = min(track.skip, len(samples))
+            samples, track.skip = samples[dropped:], track.skip - dropped
         if chunk.seq is not None and track.last_seq is not None:
             if chunk.seq > track.last_seq + 1:
                 self.stats.seq_gaps += chunk.seq - track.last_seq - 1

@@ -54,6 +54,25 @@ class Prediction:
         return d
 
 
+def grid_origin(sample_index: int, input_sr: int, cfg) -> tuple[int, int]:
+    """Where a stream first seen at its input sample ``sample_index`` joins the window grid
+    offline prediction uses for the whole recording: ``(origin, skip)`` -- the first window
+    start (model-rate samples, a multiple of the window hop) and the input samples to drop
+    before it. A resampled stream's origin is also late enough that every input its outputs
+    read is at or after ``sample_index`` (see ``StreamResampler(start=origin)``)."""
+    hop = cfg.window_hop_samples
+    if sample_index <= 0:
+        return 0, 0
+    if input_sr == cfg.sr:
+        origin = -(-sample_index // hop) * hop
+        return origin, origin - sample_index
+    resampler = StreamResampler(input_sr, cfg.sr)
+    origin = -(-(sample_index * resampler.up) // (resampler.down * hop)) * hop
+    while resampler.first_input(origin) < sample_index:
+        origin += hop
+    return origin, resampler.first_input(origin) - sample_index
+
+
 class StreamState:
     """Everything one stream needs between pushes (bounded: see ``nbytes``)."""
 
@@ -62,7 +81,9 @@ class StreamState:
         self.stream_id = stream_id
         self.origin = int(origin)  # stream sample index (model rate) of this state's sample 0
         self.input_sr = int(input_sr)
-        self.resampler = None if input_sr == cfg.sr else StreamResampler(input_sr, cfg.sr)
+        # a resampled stream joined mid-way (origin > 0) starts at the input grid_origin gave
+        self.resampler = None if input_sr == cfg.sr else \
+            StreamResampler(input_sr, cfg.sr, start=self.origin)
         self.features = IncrementalFeatures(cfg)
         self.smoother = Smoother(engine.smooth, engine.ema)
         self.hysteresis = Hysteresis(engine.art.labels, **engine.hysteresis) \

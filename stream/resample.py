@@ -21,7 +21,11 @@ class StreamResampler:
     waits). ``flush`` emits the last ones at the end of a stream.
     """
 
-    def __init__(self, from_sr: int, to_sr: int):
+    def __init__(self, from_sr: int, to_sr: int, start: int = 0):
+        """``start``: the first output to produce. 0 begins at the stream's start (zeros before
+        it, as offline); later, the resampler joins a stream already under way, and its first
+        input must be the stream's input sample :meth:`first_input` -- the earliest that output
+        ``start`` reads -- so that every output equals the offline one."""
         ratio = Fraction(int(to_sr), int(from_sr))
         self.up, self.down = ratio.numerator, ratio.denominator
         self.identity = self.up == self.down == 1
@@ -32,9 +36,14 @@ class StreamResampler:
         self.delay_seconds = self._half / self.up / from_sr + (self._block - 1) / to_sr
         # inputs later outputs still read (taps - 1, plus those of outputs held back for a
         # whole block); zeros before the stream starts
-        self._hist = np.zeros(taps - 1, dtype=np.float32)
-        self._in_total = 0  # input samples consumed
-        self._out_total = 0  # output samples produced
+        self._hist = np.zeros(taps - 1 if start == 0 else 0, dtype=np.float32)
+        self._in_total = 0 if start == 0 else self.first_input(start)  # input index reached
+        self._out_total = int(start)  # output index reached
+
+    def first_input(self, out_index: int) -> int:
+        """The earliest input sample that output ``out_index`` (or any later one) reads."""
+        return out_index if self.identity else \
+            resample_inputs(out_index, out_index + 1, self.up, self.down)[0]
 
     def process(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32).reshape(-1)

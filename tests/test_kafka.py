@@ -334,6 +334,39 @@ def test_ended_streams_score_their_last_windows(bootstrap):
     assert '"evicted": 2' in err, err[-500:]
 
 
+def test_streams_first_seen_mid_way_join_the_offline_window_grid(bootstrap):
+    """A consumer that first sees a stream at sample 1600 (100 ms in: a group started while the
+    devices were already sending, or a stream back after its idle eviction) scores the windows
+    offline prediction finds in the whole recording from 0.25 s on, at the same times and with
+    the same probabilities -- for a 44.1 kHz device too, whose resampler starts mid-stream with
+    every input its outputs read. Before, a skip to the grid longer than the first message was
+    cut short (16 kHz windows 50 ms off the grid), and resampled streams restarted at 0 s."""
+    topic, out = uid("audio"), uid("pred")
+    create_topic(bootstrap, topic, 2)
+    y44 = resample(stream_audio(9, 4.0), SR, 44100)
+    streams = {"dev16k": stream_audio(8, 4.0),
+               "dev44k": (np.round(y44 * 32768).clip(-32768, 32767) / 32768).astype(np.float32)}
+    rates = {"dev44k": 44100}
+    produce(bootstrap, topic, streams, start=1600, rates=rates)
+    want = {sid: {t: p for t, p in probs.items() if t >= 0.25}
+            for sid, probs in expected_probs(streams, rates).items()}
+    proc = start_consumer(bootstrap, topic, uid("g"), out,
+                          extra_env={"AUDIOCLF_IDLE_TIMEOUT": "2"})
+    msgs = read_topic(bootstrap, out, lambda m: len(m) >= sum(map(len, want.values())),
+                      timeout=60)
+    code, err = stop(proc)
+    assert code == 0, err
+    labels = load_model(default_model_path()).labels
+    got = {}
+    for m in msgs:
+        d = json.loads(m.value)
+        got.setdefault(d["stream_id"], {})[d["start"]] = [d["probs"][k] for k in labels]
+    for sid, expected in want.items():
+        assert sorted(got.get(sid, {})) == sorted(expected), sid
+        for t, p in expected.items():
+            assert np.abs(np.array(got[sid][t]) - p).max() < 0.004, (sid, t)
+
+
 def test_a_stream_that_changes_rate_starts_afresh(bootstrap):
     """A device restarted at another rate (same stream id, 16 kHz then 8 kHz): the second part
     is a new stream -- its windows scored as offline prediction scores that audio alone, and

@@ -107,6 +107,33 @@ def test_stream_resampler_equals_whole_signal_resample(rates):
             np.testing.assert_allclose(got, want, atol=5e-7)
 
 
+@pytest.mark.parametrize("rates", [(44100, 16000), (8000, 16000), (22050, 16000),
+                                   (48000, 16000)])
+def test_stream_resampler_joined_mid_way_equals_whole_signal_resample(rates):
+    """A resampler that joins a stream at output ``start`` and is fed from ``first_input(start)``
+    on gives exactly the whole-signal outputs from ``start`` -- the filter reads no input it was
+    not given (no zeros in the middle of a stream)."""
+    from features.audio import resample
+    from stream.engine import grid_origin
+    from stream.resample import StreamResampler
+
+    cfg = load_model(default_model_path()).feature_config
+    rng = np.random.default_rng(sum(rates))
+    x = (0.3 * rng.standard_normal(3 * rates[0])).astype(np.float32)
+    want = resample(x, *rates)
+    for seen_from in (1, 1600, 4410, 9999):  # the first input sample a consumer sees
+        origin, skip = grid_origin(seen_from, rates[0], cfg)
+        assert origin % cfg.window_hop_samples == 0 and skip >= 0
+        r = StreamResampler(*rates, start=origin)
+        first = seen_from + skip
+        assert r.first_input(origin) == first >= seen_from
+        assert r.first_input(origin - cfg.window_hop_samples) < seen_from  # the earliest such
+        got = np.concatenate([r.process(x[i:i + 1000]) for i in range(first, len(x), 1000)]
+                             + [r.flush()])
+        assert got.shape == want[origin:].shape
+        np.testing.assert_allclose(got, want[origin:], atol=5e-7)
+
+
 @pytest.mark.parametrize("rate", [48000, 44100, 22050, 8000])
 def test_engine_at_other_rates_equals_offline_predict(rate):
     """A device or message rate other than the model's: the stream is resampled block by block
