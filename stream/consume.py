@@ -48,18 +48,19 @@ class StreamTrack:
 
     tp: object  # TopicPartition
     rate: int  # Hz of the stream's samples (a change starts the stream afresh)
-    # (offset, start, end) of recent messages in state-relative model-rate samples, kept while
-    # a future window may still use them
+    # (offset, start, end) of recent messages in the stream state's input samples (counted
+    # from the first one it was fed), kept while a future window may still read them
     history: deque = field(default_factory=deque)
-    next_window_start: int = 0  # state-relative sample where the next window begins
+    fed: int = 0  # input samples fed to the stream state
+    needed_input: int = 0  # the first input sample the next window reads
     skip: int = 0  # input samples still to drop before the stream's first window
     last_seq: int | None = None
     last_seen: float = field(default_factory=time.monotonic)
 
     def needed_offset(self) -> int | None:
-        """Offset of the message holding the next window's first sample: re-read from here."""
+        """Offset of the message holding the next window's first input: re-read from here."""
         for offset, _, end in self.history:
-            if end > self.next_window_start:
+            if end > self.needed_input:
                 return offset
         return None
 
@@ -245,25 +246,18 @@ class ConsumeService:
             origins.append((chunk.stream_id, tp, msg.offset))
         out += self._push(chunks, origins)
         for track in self.tracks.values():  # forget messages no future window can use
-            while track.history and track.history[0][2] <= track.next_window_start:
+            while track.history and track.history[0][2] <= track.needed_input:
                 track.history.popleft()
         return out, dead, self.commit_offsets()
 
     def _push(self, chunks: list, origins: list) -> list:
         """Score ``chunks`` (one model call for every window they complete) and place each
         message in its stream's sample history; returns :meth:`_annotate`'s predictions."""
-        before = {sid: st.features.samples_seen for sid, st in self.engine.streams.items()}
-        preds = self.engine.push_many(chunks)
-        # the engine consumed chunks in order: replay the sample counts to place each message
-        position = {sid: before.get(sid, 0) for sid, _, _ in origins}
-        for (stream_id, tp, offset), (_, samples, rate) in zip(origins, chunks):
-            st = self.engine.streams[stream_id]
-            n = len(samples) * self.art.feature_config.sr // rate if rate != st.features.cfg.sr \
-                else len(samples)
-            start = position[stream_id]
-            position[stream_id] = start + n
-            self.tracks[stream_id].history.append((offset, start, start + n))
-        return self._annotate(preds)
+        for (stream_id, _, offset), (_, samples, _) in zip(origins, chunks):
+            track = self.tracks[stream_id]
+            track.history.append((offset, track.fed, track.fed + len(samples)))
+            track.fed += len(samples)
+        return self._annotate(self.engine.push_many(chunks))
 
     def _annotate(self, preds) -> list:
         """``(prediction, offsets it came from, drift state)`` per prediction; hands the
@@ -276,8 +270,9 @@ class ConsumeService:
             track = self.tracks[p.stream_id]
             st = self.engine.streams[p.stream_id]
             w_start = int(round(p.start * cfg.sr)) - st.origin
-            track.next_window_start = w_start + cfg.window_hop_samples
-            span = track.contributing(w_start, w_start + cfg.window_samples)
+            nxt = w_start + cfg.window_hop_samples
+            track.needed_input = st.inputs_read(nxt, nxt + 1)[0]
+            span = track.contributing(*st.inputs_read(w_start, w_start + cfg.window_samples))
             offsets = [[track.tp.topic, track.tp.partition, *span]] if span else []
             state = self.monitor.state(p.stream_id) if self.monitor is not None else None
             out.append((p, offsets, state))

@@ -16,6 +16,7 @@ from audioclf.artifact import ModelArtifact
 from audioclf.memory import keep_freed_memory
 from audioclf.postprocess import Hysteresis, Smoother
 from features import IncrementalFeatures
+from features.audio import resample_inputs
 from features.extract import _analyzer, feature_names, window_vectors
 
 from .resample import StreamResampler
@@ -93,6 +94,17 @@ class StreamState:
         # recent model-rate audio, only when windows must be saved (drift capture)
         self.audio = np.zeros(0, np.float32) if engine.keep_audio else None
         self.audio_end = 0  # state-relative sample index just after self.audio
+
+    def inputs_read(self, start: int, stop: int) -> tuple[int, int]:
+        """The input samples ``lo..hi-1`` (counted from the first one fed to this state) that
+        its model-rate samples ``start..stop-1`` are computed from: the same for a stream at the
+        model's rate; a resampler's filter reaches a little either side (``lo`` may be
+        negative: the zeros before a stream's start)."""
+        r = self.resampler
+        if r is None or r.identity:
+            return start, stop
+        lo, hi = resample_inputs(self.origin + start, self.origin + stop, r.up, r.down)
+        return lo - r.start_input, hi - r.start_input
 
     def remember(self, x: np.ndarray, keep: int) -> None:
         self.audio = np.concatenate([self.audio, x])[-keep:]

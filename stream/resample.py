@@ -37,8 +37,10 @@ class StreamResampler:
         # inputs later outputs still read (taps - 1, plus those of outputs held back for a
         # whole block); zeros before the stream starts
         self._hist = np.zeros(taps - 1 if start == 0 else 0, dtype=np.float32)
-        self._in_total = 0 if start == 0 else self.first_input(start)  # input index reached
-        self._out_total = int(start)  # output index reached
+        # the stream's input index of the first sample fed, and the indexes reached
+        self.start_input = 0 if start == 0 else self.first_input(start)
+        self._in_total = self.start_input
+        self._out_total = int(start)
 
     def first_input(self, out_index: int) -> int:
         """The earliest input sample that output ``out_index`` (or any later one) reads."""

@@ -514,6 +514,36 @@ def test_consumer_sigkill_resumes_without_loss(bootstrap):
             assert expected[sid][st] == lab
 
 
+def test_resampled_stream_resumes_after_sigkill_without_loss(bootstrap):
+    """A 44.1 kHz device in 50 ms messages: every window's first input falls on a message
+    boundary, and the resampler's filter reads ~27 inputs before it -- in the message before.
+    The committed offset must be that earlier message, or the resumed consumer cannot compute
+    the window exactly and starts a hop later (one window lost)."""
+    topic, out, group = uid("audio"), uid("pred"), uid("g")
+    create_topic(bootstrap, topic, 1)
+    y44 = resample(stream_audio(40, 10.0), SR, 44100)
+    streams = {"r44": (np.round(y44 * 32768).clip(-32768, 32767) / 32768).astype(np.float32)}
+    rates = {"r44": 44100}
+    expected = expected_windows(streams, rates)
+    half = 5 * SR  # the first 5 s, then the consumer dies mid-stream, then the rest
+    produce(bootstrap, topic, streams, chunk=800, stop=half, rates=rates)
+    proc = start_consumer(bootstrap, topic, group, out)
+    # windows 0..3.75 s: the one at 4 s waits for the resampler's look-ahead past 5 s
+    read_topic(bootstrap, out, lambda m: len(m) >= 16)
+    time.sleep(2.5)  # a commit (every 1 s) of where the next window's inputs begin
+    proc.kill()  # SIGKILL: that commit stands
+    proc.wait()
+    produce(bootstrap, topic, streams, chunk=800, start=half, rates=rates)
+    proc = start_consumer(bootstrap, topic, group, out, extra_env={"AUDIOCLF_IDLE_TIMEOUT": "2"})
+    msgs = read_topic(bootstrap, out, covered(expected))
+    stop(proc)
+    seen = windows_seen(msgs)["r44"]
+    assert set(expected["r44"]) - {st for st, _ in seen} == set()  # lost: none
+    assert {st for st, _ in seen} == set(expected["r44"])  # and on the offline grid
+    for st, lab in seen:
+        assert expected["r44"][st] == lab
+
+
 def test_broker_restart_mid_stream(bootstrap):
     topic, out, group = uid("audio"), uid("pred"), uid("g")
     create_topic(bootstrap, topic, 2)
