@@ -55,6 +55,8 @@ class StreamTrack:
     needed_input: int = 0  # the first input sample the next window reads
     skip: int = 0  # input samples still to drop before the stream's first window
     last_seq: int | None = None
+    next_index: int | None = None  # the sample index the next chunk should carry
+    last_timestamp: float | None = None  # newest capture timestamp seen
     last_seen: float = field(default_factory=time.monotonic)
 
     def needed_offset(self) -> int | None:
@@ -79,6 +81,7 @@ class ConsumeStats:
     rewinds: int = 0
     evicted: int = 0
     rate_changes: int = 0
+    resyncs: int = 0  # restarts at a jump of the sample index (audio lost, device restarted)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -237,13 +240,16 @@ class ConsumeService:
             if isinstance(chunk, BadMessage):
                 dead.append((msg, chunk))
                 continue
-            if self._starts_afresh(tp, chunk) and any(o[0] == chunk.stream_id for o in origins):
+            if self._discontinuity(tp, chunk) not in (None, "repeat") and \
+                    any(o[0] == chunk.stream_id for o in origins):
                 # the stream's earlier chunks in this batch belong to its old state: push them
                 # through it before that state is dropped
                 out += self._push(chunks, origins)
                 chunks, origins = [], []
-            chunks.append(self._prepare(tp, msg, chunk))
-            origins.append((chunk.stream_id, tp, msg.offset))
+            prepared = self._prepare(tp, msg, chunk)
+            if prepared is not None:
+                chunks.append(prepared)
+                origins.append((chunk.stream_id, tp, msg.offset))
         out += self._push(chunks, origins)
         for track in self.tracks.values():  # forget messages no future window can use
             while track.history and track.history[0][2] <= track.needed_input:
@@ -339,23 +345,55 @@ class ConsumeService:
             self.consumer.seek(tp, self._resume[tp])  # only sets the position: no blocking call
         self._resume = {}
 
-    def _starts_afresh(self, tp, chunk) -> bool:
-        """A known stream whose chunk cannot continue its state: it moved partition, or its
-        device restarted at another rate (samples, and the sample positions kept here, cannot
-        go on in the old rate; the old rate's unfinished window is lost)."""
+    def _discontinuity(self, tp, chunk) -> str | None:
+        """Why a known stream's chunk cannot simply continue its state, or None:
+
+        - ``partition``: the stream moved partition;
+        - ``rate``: its device restarted at another rate (the old rate's unfinished window is
+          lost: neither the samples nor the positions kept here can go on);
+        - ``gap``: its sample index jumped ahead (audio lost upstream): the stream rejoins the
+          window grid there, so its clock stays right;
+        - ``repeat``: audio it already has, sent again (a resend: no newer capture timestamp);
+        - ``rewind``: its sample index went back with newer audio (a restarted device).
+        """
         track = self.tracks.get(chunk.stream_id)
-        return track is not None and (track.tp != tp or track.rate != chunk.sample_rate)
+        if track is None:
+            return None
+        if track.tp != tp:
+            return "partition"
+        if track.rate != chunk.sample_rate:
+            return "rate"
+        index, expected = chunk.sample_index, track.next_index
+        if index is None or expected is None or index == expected:
+            return None
+        if index > expected:
+            return "gap"
+        if (index + len(chunk.samples) <= expected and chunk.timestamp is not None
+                and track.last_timestamp is not None and chunk.timestamp <= track.last_timestamp):
+            return "repeat"
+        return "rewind"
 
     def _prepare(self, tp, msg, chunk):
-        """Per-stream bookkeeping for a good chunk; returns the engine input."""
+        """Per-stream bookkeeping for a good chunk; returns the engine input, or None for a
+        repeat of audio the stream already has."""
         track = self.tracks.get(chunk.stream_id)
-        if self._starts_afresh(tp, chunk):
-            self.stats.rate_changes += track.rate != chunk.sample_rate
+        last_seq = None
+        if track is not None:
+            self._count_sequence(track, chunk)
+            last_seq = track.last_seq
+        change = self._discontinuity(tp, chunk)
+        if change == "repeat":
+            track.last_seen = time.monotonic()
+            return None
+        if change is not None:
+            self.stats.rate_changes += change == "rate"
+            self.stats.resyncs += change in ("gap", "rewind")
             self._drop_stream(chunk.stream_id)
             track = None
         samples = chunk.samples
         if track is None:
-            track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp, rate=chunk.sample_rate)
+            track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp, rate=chunk.sample_rate,
+                                                               last_seq=last_seq)
             origin = 0
             if chunk.sample_index is not None:
                 # keep the offline window grid: start at a window hop, dropping the input before
@@ -367,15 +405,21 @@ class ConsumeService:
         if track.skip:
             dropped = min(track.skip, len(samples))
             samples, track.skip = samples[dropped:], track.skip - dropped
+        if chunk.seq is not None:
+            track.last_seq = chunk.seq
+        if chunk.sample_index is not None:
+            track.next_index = chunk.sample_index + len(chunk.samples)
+        if chunk.timestamp is not None:
+            track.last_timestamp = max(chunk.timestamp, track.last_timestamp or chunk.timestamp)
+        track.last_seen = time.monotonic()
+        return (chunk.stream_id, samples, chunk.sample_rate)
+
+    def _count_sequence(self, track, chunk) -> None:
         if chunk.seq is not None and track.last_seq is not None:
             if chunk.seq > track.last_seq + 1:
                 self.stats.seq_gaps += chunk.seq - track.last_seq - 1
             elif chunk.seq <= track.last_seq:
                 self.stats.seq_repeats += 1
-        if chunk.seq is not None:
-            track.last_seq = chunk.seq
-        track.last_seen = time.monotonic()
-        return (chunk.stream_id, samples, chunk.sample_rate)
 
     def _dead_letter(self, msg, bad: BadMessage):
         """Send a bad message to the dead-letter topic (if any); returns the send future."""
@@ -501,6 +545,7 @@ class ConsumeService:
                 "windows": s.windows, "windows_per_s": round(s.windows / elapsed, 1),
                 "dlq": s.dlq, "seq_gaps": s.seq_gaps, "seq_repeats": s.seq_repeats,
                 "rewinds": s.rewinds, "evicted": s.evicted, "rate_changes": s.rate_changes,
+                "resyncs": s.resyncs,
                 "lag": lag,
                 "state_bytes": sum(st.nbytes for st in self.engine.streams.values())
                 + (self.monitor.nbytes if self.monitor is not None else 0),

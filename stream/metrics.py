@@ -26,6 +26,8 @@ def render(engine=None, monitors=(), consume=None) -> str:
         metric("rewinds_total", "counter", "Rewinds to committed offsets.", s.rewinds)
         metric("rate_changes_total", "counter", "Streams restarted at another sample rate.",
                s.rate_changes)
+        metric("resyncs_total", "counter", "Streams restarted at a jump of their sample index.",
+               s.resyncs)
     for m in monitors:
         if m is None:
             continue

@@ -136,6 +136,31 @@ def windows_seen(msgs):
     return seen
 
 
+def consumed_probs(bootstrap, topic, n_windows, extra_env=None):
+    """Run `consume` on ``topic`` until ``n_windows`` predictions arrive; returns ``({stream:
+    [(start, class probabilities in label order), ...]}`` in arrival order, its stderr)."""
+    out = uid("pred")
+    proc = start_consumer(bootstrap, topic, uid("g"), out, extra_env=extra_env)
+    msgs = read_topic(bootstrap, out, lambda m: len(m) >= n_windows, timeout=60)
+    code, err = stop(proc)
+    assert code == 0, err
+    labels = load_model(default_model_path()).labels
+    got = {}
+    for m in msgs:
+        d = json.loads(m.value)
+        got.setdefault(d["stream_id"], []).append((d["start"], [d["probs"][k] for k in labels]))
+    return got, err
+
+
+def assert_windows(got, want):
+    """Each stream's windows at the wanted times, in order, with the wanted probabilities (to
+    the JSON's 4 decimals, and float32 rounding of resampled audio)."""
+    for sid, expected in want.items():
+        assert [t for t, _ in got.get(sid, [])] == [t for t, _ in expected], sid
+        for (t, q), (_, p) in zip(got[sid], expected):
+            assert np.abs(np.array(q) - p).max() < 0.004, (sid, t)
+
+
 def covered(expected):
     total = sum(len(v) for v in expected.values())
 
@@ -341,30 +366,18 @@ def test_streams_first_seen_mid_way_join_the_offline_window_grid(bootstrap):
     the same probabilities -- for a 44.1 kHz device too, whose resampler starts mid-stream with
     every input its outputs read. Before, a skip to the grid longer than the first message was
     cut short (16 kHz windows 50 ms off the grid), and resampled streams restarted at 0 s."""
-    topic, out = uid("audio"), uid("pred")
+    topic = uid("audio")
     create_topic(bootstrap, topic, 2)
     y44 = resample(stream_audio(9, 4.0), SR, 44100)
     streams = {"dev16k": stream_audio(8, 4.0),
                "dev44k": (np.round(y44 * 32768).clip(-32768, 32767) / 32768).astype(np.float32)}
     rates = {"dev44k": 44100}
     produce(bootstrap, topic, streams, start=1600, rates=rates)
-    want = {sid: {t: p for t, p in probs.items() if t >= 0.25}
+    want = {sid: [(t, p) for t, p in probs.items() if t >= 0.25]
             for sid, probs in expected_probs(streams, rates).items()}
-    proc = start_consumer(bootstrap, topic, uid("g"), out,
-                          extra_env={"AUDIOCLF_IDLE_TIMEOUT": "2"})
-    msgs = read_topic(bootstrap, out, lambda m: len(m) >= sum(map(len, want.values())),
-                      timeout=60)
-    code, err = stop(proc)
-    assert code == 0, err
-    labels = load_model(default_model_path()).labels
-    got = {}
-    for m in msgs:
-        d = json.loads(m.value)
-        got.setdefault(d["stream_id"], {})[d["start"]] = [d["probs"][k] for k in labels]
-    for sid, expected in want.items():
-        assert sorted(got.get(sid, {})) == sorted(expected), sid
-        for t, p in expected.items():
-            assert np.abs(np.array(got[sid][t]) - p).max() < 0.004, (sid, t)
+    got, _ = consumed_probs(bootstrap, topic, sum(map(len, want.values())),
+                            extra_env={"AUDIOCLF_IDLE_TIMEOUT": "2"})
+    assert_windows(got, want)
 
 
 def test_a_stream_that_changes_rate_starts_afresh(bootstrap):
@@ -603,6 +616,43 @@ def test_sequence_gaps_are_counted(bootstrap):
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert summary["messages"] == len(seqs)
     assert summary["seq_gaps"] == 2 and summary["seq_repeats"] == 1
+
+
+def test_sample_index_jumps_keep_every_stream_on_its_clock(bootstrap):
+    """The sample index decides what a chunk continues. Lost chunks (index jumps ahead): the
+    stream rejoins the offline grid after the gap, so later windows keep their times and
+    offline probabilities, and no window spans the gap. A resent chunk (index already seen, no
+    newer capture time): dropped, nothing lost or spliced. A restarted device (index back to 0,
+    newer audio): a new stream from 0 s. Before, all three were spliced onto the old audio."""
+    from kafka import KafkaProducer
+    topic = uid("audio")
+    create_topic(bootstrap, topic, 1)
+    lossy, resent = stream_audio(21, 6.0), stream_audio(22, 4.0)
+    before, after = stream_audio(23, 3.0), stream_audio(24, 3.0)
+    sent = []  # (stream, samples, seq, sample index, capture time)
+    sent += [("lossy", lossy[i:i + 1600], k, i, 100.0 + k / 10)
+             for k, i in enumerate(range(0, len(lossy), 1600)) if not 20 <= k < 25]
+    for k, i in enumerate(range(0, len(resent), 1600)):
+        sent += [("resent", resent[i:i + 1600], k, i, 100.0 + k / 10)] * (2 if k == 10 else 1)
+    sent += [("restarted", before[i:i + 1600], k, i, 100.0 + k / 10)
+             for k, i in enumerate(range(0, len(before), 1600))]
+    sent += [("restarted", after[i:i + 1600], k, i, 200.0 + k / 10)
+             for k, i in enumerate(range(0, len(after), 1600))]
+    p = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for sid, y, seq, index, ts in sent:
+        key, value, headers = encode_audio(sid, y, SR, seq, timestamp=ts, sample_index=index)
+        p.send(topic, key=key, value=value, headers=headers)
+    p.flush()
+    p.close()
+    full = expected_probs({"lossy": lossy, "resent": resent})
+    want = {"lossy": [(t, q) for t, q in full["lossy"].items() if t + 1 <= 2.0 or t >= 2.5],
+            "resent": list(full["resent"].items()),
+            "restarted": [*expected_probs({"r": before})["r"].items(),
+                          *expected_probs({"r": after})["r"].items()]}
+    got, err = consumed_probs(bootstrap, topic, sum(map(len, want.values())))
+    assert_windows(got, want)
+    status = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert status["resyncs"] == 2 and status["seq_gaps"] == 5 and status["seq_repeats"] == 2
 
 
 def test_transient_poll_error_does_not_stop_the_service(bootstrap, monkeypatch):
