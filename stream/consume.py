@@ -82,6 +82,7 @@ class ConsumeStats:
     evicted: int = 0
     rate_changes: int = 0
     resyncs: int = 0  # restarts at a jump of the sample index (audio lost, device restarted)
+    partition_moves: int = 0  # restarts of a stream id seen on another partition or topic
     started: float = field(default_factory=time.monotonic)
 
 
@@ -348,7 +349,8 @@ class ConsumeService:
     def _discontinuity(self, tp, chunk) -> str | None:
         """Why a known stream's chunk cannot simply continue its state, or None:
 
-        - ``partition``: the stream moved partition;
+        - ``partition``: the stream moved partition (a producer partitioning anew -- or one id
+          used in two topics, whose state then restarts at every switch: counted, so it shows);
         - ``rate``: its device restarted at another rate (the old rate's unfinished window is
           lost: neither the samples nor the positions kept here can go on);
         - ``gap``: its sample index jumped ahead (audio lost upstream): the stream rejoins the
@@ -388,6 +390,7 @@ class ConsumeService:
         if change is not None:
             self.stats.rate_changes += change == "rate"
             self.stats.resyncs += change in ("gap", "rewind")
+            self.stats.partition_moves += change == "partition"
             self._drop_stream(chunk.stream_id)
             track = None
         samples = chunk.samples
@@ -545,7 +548,7 @@ class ConsumeService:
                 "windows": s.windows, "windows_per_s": round(s.windows / elapsed, 1),
                 "dlq": s.dlq, "seq_gaps": s.seq_gaps, "seq_repeats": s.seq_repeats,
                 "rewinds": s.rewinds, "evicted": s.evicted, "rate_changes": s.rate_changes,
-                "resyncs": s.resyncs,
+                "resyncs": s.resyncs, "partition_moves": s.partition_moves,
                 "lag": lag,
                 "state_bytes": sum(st.nbytes for st in self.engine.streams.values())
                 + (self.monitor.nbytes if self.monitor is not None else 0),

@@ -655,6 +655,22 @@ def test_sample_index_jumps_keep_every_stream_on_its_clock(bootstrap):
     assert status["resyncs"] == 2 and status["seq_gaps"] == 5 and status["seq_repeats"] == 2
 
 
+def test_one_stream_id_in_two_topics_is_counted(bootstrap):
+    """Two topics whose devices share an id: the consumer cannot keep one state for both, so the
+    stream restarts at each switch -- counted as partition_moves, so it shows in the status."""
+    a, b = uid("audio"), uid("audio")
+    produce(bootstrap, a, {"dev": stream_audio(31, 2.0)})
+    produce(bootstrap, b, {"dev": stream_audio(32, 2.0)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audioclf", "consume", "--bootstrap", bootstrap, "--topic", a,
+         "--topic", b, "--group", uid("g"), "--out-topic", uid("pred"), "--no-drift",
+         "--seconds", "12"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert summary["messages"] == 40 and summary["partition_moves"] >= 1, summary
+
+
 def test_transient_poll_error_does_not_stop_the_service(bootstrap, monkeypatch):
     """A retriable error out of ``poll`` (a broker away at the wrong moment) is logged and the
     loop polls again. Injected: the real broker cannot be made to fail inside one particular
