@@ -241,13 +241,13 @@ class ConsumeService:
             if isinstance(chunk, BadMessage):
                 dead.append((msg, chunk))
                 continue
-            if self._discontinuity(tp, chunk) not in (None, "repeat") and \
-                    any(o[0] == chunk.stream_id for o in origins):
+            change = self._discontinuity(tp, chunk)
+            if change not in (None, "repeat") and any(o[0] == chunk.stream_id for o in origins):
                 # the stream's earlier chunks in this batch belong to its old state: push them
                 # through it before that state is dropped
                 out += self._push(chunks, origins)
                 chunks, origins = [], []
-            prepared = self._prepare(tp, msg, chunk)
+            prepared = self._prepare(tp, chunk, change)
             if prepared is not None:
                 chunks.append(prepared)
                 origins.append((chunk.stream_id, tp, msg.offset))
@@ -375,15 +375,14 @@ class ConsumeService:
             return "repeat"
         return "rewind"
 
-    def _prepare(self, tp, msg, chunk):
-        """Per-stream bookkeeping for a good chunk; returns the engine input, or None for a
-        repeat of audio the stream already has."""
+    def _prepare(self, tp, chunk, change: str | None):
+        """Per-stream bookkeeping for a good chunk (``change``: its :meth:`_discontinuity`);
+        returns the engine input, or None for a repeat of audio the stream already has."""
         track = self.tracks.get(chunk.stream_id)
         last_seq = None
         if track is not None:
             self._count_sequence(track, chunk)
             last_seq = track.last_seq
-        change = self._discontinuity(tp, chunk)
         if change == "repeat":
             track.last_seen = time.monotonic()
             return None

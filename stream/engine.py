@@ -101,7 +101,7 @@ class StreamState:
         model's rate; a resampler's filter reaches a little either side (``lo`` may be
         negative: the zeros before a stream's start)."""
         r = self.resampler
-        if r is None or r.identity:
+        if r is None:
             return start, stop
         lo, hi = resample_inputs(self.origin + start, self.origin + stop, r.up, r.down)
         return lo - r.start_input, hi - r.start_input

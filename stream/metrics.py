@@ -28,6 +28,8 @@ def render(engine=None, monitors=(), consume=None) -> str:
                s.rate_changes)
         metric("resyncs_total", "counter", "Streams restarted at a jump of their sample index.",
                s.resyncs)
+        metric("partition_moves_total", "counter",
+               "Streams restarted on arriving from another partition or topic.", s.partition_moves)
     for m in monitors:
         if m is None:
             continue

@@ -396,6 +396,24 @@ def test_metrics_endpoint(art):
     assert "audioclf_drift_state 0" in body and "# TYPE audioclf_drift_score gauge" in body
 
 
+def test_metrics_carry_the_consumer_counters(art):
+    """Every counter `consume` reports in its status lines is a Prometheus counter too."""
+    from stream.consume import ConsumeService
+    from stream.metrics import render
+
+    svc = ConsumeService(art, {"bootstrap_servers": ["unused:9092"]}, ["t"], "g", "out")
+    counters = {"messages": "messages_total", "dlq": "dlq_total",
+                "seq_gaps": "sequence_gaps_total", "rewinds": "rewinds_total",
+                "rate_changes": "rate_changes_total", "resyncs": "resyncs_total",
+                "partition_moves": "partition_moves_total"}
+    for k, field_name in enumerate(counters):
+        setattr(svc.stats, field_name, k + 2)
+    body = render(consume=svc)
+    status = svc.status()
+    for field_name, metric in counters.items():
+        assert f"audioclf_{metric} {status[field_name]}" in body, metric
+
+
 def test_consumer_drops_drift_history_with_its_streams(art):
     """A Kafka consumer's per-stream drift histories go when their streams go (eviction,
     revoked partitions), and are counted in its reported state."""
