@@ -390,7 +390,9 @@ class ConsumeService:
             self.stats.rate_changes += change == "rate"
             self.stats.resyncs += change in ("gap", "rewind")
             self.stats.partition_moves += change == "partition"
-            self._drop_stream(chunk.stream_id)
+            # the audio state restarts; the drift history goes on (the same device, the same
+            # place: forgetting it would restart the monitor's warm-up at every lost chunk)
+            self.tracks.pop(chunk.stream_id)
             track = None
         samples = chunk.samples
         if track is None:

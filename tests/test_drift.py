@@ -396,6 +396,32 @@ def test_metrics_endpoint(art):
     assert "audioclf_drift_state 0" in body and "# TYPE audioclf_drift_score gauge" in body
 
 
+def test_a_stream_resynced_after_lost_chunks_keeps_its_drift_history(art):
+    """Lost chunks restart a stream's audio state on the window grid, not its drift history:
+    forgetting it would restart the monitor's 480-window warm-up at every lost chunk, and a
+    flaky device would never be watched. (No broker needed: the consumer's batch step is fed
+    decoded chunks directly.)"""
+    from types import SimpleNamespace
+
+    from kafka.structs import TopicPartition
+
+    from stream.consume import ConsumeService
+    from stream.wire import AudioChunk
+
+    monitor = DriftMonitor(art)
+    svc = ConsumeService(art, {"bootstrap_servers": ["unused:9092"]}, ["t"], "g", "out",
+                         monitor=monitor)
+    y, tp = clean_audio(11, 12.0), TopicPartition("t", 0)
+    decoded = [(tp, SimpleNamespace(offset=k),
+                AudioChunk("dev", y[i:i + 1600], SR, seq=k, timestamp=100 + k / 10, sample_index=i))
+               for k, i in enumerate(range(0, len(y), 1600)) if not 40 <= k < 45]  # 4.0-4.5 s lost
+    monitor.start()
+    windows = sum(len(svc._score_batch(decoded[b:b + 16])[0]) for b in range(0, len(decoded), 16))
+    monitor.stop()
+    assert svc.stats.resyncs == 1 and windows == 13 + 27  # starts 0-3.0 s, then 4.5-11.0 s
+    assert monitor.streams["dev"]["history"].n == windows
+
+
 def test_metrics_carry_the_consumer_counters(art):
     """Every counter `consume` reports in its status lines is a Prometheus counter too."""
     from stream.consume import ConsumeService
