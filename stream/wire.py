@@ -94,6 +94,8 @@ def decode_audio(key: bytes | None, value: bytes | None, headers) -> AudioChunk:
     seq = _int(h, "seq", required=False)
     ts = _float(h, "timestamp")
     sample_index = _int(h, "sample-index", required=False)
+    if sample_index is not None and sample_index < 0:  # it places the chunk in its stream
+        raise BadMessage("bad-header", f"sample-index={sample_index} is negative")
     ctype = h.get("content-type", "audio/pcm")
     if ctype == "audio/wav":
         x, rate = _decode_wav(value)

@@ -301,6 +301,9 @@ def test_wire_roundtrip_and_rejections():
     assert decode_audio(key, value, headers).sample_rate == SR
     with pytest.raises(BadMessage, match="bad-length"):
         decode_audio(key, b"\x00" * 3, [("sample-rate", b"16000"), ("dtype", b"int16")])
+    key, value, headers = encode_audio("s", y, SR, 0, sample_index=-1600)
+    with pytest.raises(BadMessage, match="sample-index=-1600 is negative"):
+        decode_audio(key, value, headers)
 
 
 def test_streams_scored_exactly_as_offline(bootstrap):
