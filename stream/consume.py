@@ -13,10 +13,11 @@ thread holds the stream state and scores, so fetching, decoding and sending over
   4. commit (async; at most every ``commit_interval`` seconds) the newest snapshot whose
      sends -- and all before them -- are acknowledged; before a rebalance or exit: wait for
      the worker, ``flush()``, then a synchronous commit. A snapshot holds, per partition,
-     the oldest offset some stream still needs: the message holding the first sample of that
-     stream's next window. A restarted consumer re-reads from there and (with
-     ``sample-index`` headers) continues on the same window grid, so no window is lost;
-     windows may be emitted twice (at-least-once, counted by consumers of the topic).
+     the oldest offset some stream still needs: the message holding the first input sample
+     of that stream's next window (for a resampled stream, the first its filter reads). A
+     restarted consumer re-reads from there and (with ``sample-index`` headers) continues on
+     the same window grid, so no window is lost; windows may be emitted twice (at-least-once,
+     counted by consumers of the topic).
 
 On rebalance what is acknowledged is committed (where the client allows a blocking call in its
 rebalance listener), revoked partitions' streams are dropped and partitions kept are sought back
@@ -413,8 +414,9 @@ class ConsumeService:
             track.last_seq = chunk.seq
         if chunk.sample_index is not None:
             track.next_index = chunk.sample_index + len(chunk.samples)
-        if chunk.timestamp is not None:
-            track.last_timestamp = max(chunk.timestamp, track.last_timestamp or chunk.timestamp)
+        if chunk.timestamp is not None and (track.last_timestamp is None
+                                            or chunk.timestamp > track.last_timestamp):
+            track.last_timestamp = chunk.timestamp
         track.last_seen = time.monotonic()
         return (chunk.stream_id, samples, chunk.sample_rate)
 
