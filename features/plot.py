@@ -37,7 +37,10 @@ def audio_figure(y: np.ndarray, cfg: FeatureConfig, title: str = ""):
     ax_w.set_ylim(-1.05, 1.05)
     ax_w.set_title(title)
     edges = mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(cfg.fmax_hz), cfg.n_mels + 1))
-    frame_t = (np.arange(log_mel.shape[1] + 1) * cfg.hop_length) / cfg.sr
+    # frame t is drawn around its centre, t*hop + n_fft/2 (the analysis window is centred in
+    # the frame), so the picture lines up with the waveform above it
+    frame_t = (np.arange(log_mel.shape[1] + 1) * cfg.hop_length
+               + (cfg.n_fft - cfg.hop_length) / 2) / cfg.sr
     vmax = float(log_mel.max()) if log_mel.size else 0.0
     mesh = ax_s.pcolormesh(frame_t, edges, log_mel, shading="flat", cmap="magma",
                            vmin=vmax - 80, vmax=vmax)
