@@ -340,6 +340,37 @@ def test_a_class_from_one_group_only_is_warned_about(two_class, tmp_path):
     assert res.artifact.metrics["validation"]["per_class"]["noise"]["recall"] == 0.0
 
 
+@pytest.mark.parametrize("column,values,says", [
+    ("group", ["spk"] * 12, r"m\.csv: all training files are in one group \(spk\)"),
+    ("fold", [1] * 12, r"m\.csv: every training file is in fold 1, which leaves nothing"),
+])
+def test_training_data_that_cannot_be_cross_validated_is_named(two_class, tmp_path, column,
+                                                               values, says):
+    rows = [{"path": f"two/{kind}/{i}.wav", "label": kind}
+            for kind in ("tone", "noise") for i in range(6)]
+    for row, value in zip(rows, values):
+        row[column] = value
+    manifest = _manifest(tmp_path / "m.csv", rows)
+    with pytest.raises(DataError, match=says):
+        train_model(load_dataset(manifest), FeatureConfig(), FAST)
+    out = run_cli("train", manifest, "--out", tmp_path / "m.joblib")
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "internal error" not in out.stderr
+
+
+def test_one_file_per_class_trains_with_a_warning_and_no_library_noise(two_class, tmp_path):
+    """Fewer windows per class than folds: grouped (not stratified) folds, the unseen-class
+    warning, and no raw scikit-learn warning (it used to end in an internal error)."""
+    manifest = _manifest(tmp_path / "m.csv", [
+        {"path": "two/tone/0.wav", "label": "tone", "split": "train"},
+        {"path": "two/noise/0.wav", "label": "noise", "split": "train"},
+        {"path": "two/tone/1.wav", "label": "tone", "split": "test"}])
+    out = run_cli("train", manifest, "--out", tmp_path / "m.joblib", "--n-iter", "2")
+    assert out.returncode == 0, out.stderr
+    assert "a cross-validation fold holds all of their training data" in out.stdout + out.stderr
+    assert "Warning" not in out.stderr and "site-packages" not in out.stderr, out.stderr
+
+
 def test_several_sources_must_agree(two_class, tmp_path):
     (tmp_path / "r").mkdir()
     write_wav(tmp_path / "r" / "a.wav", synth_clip("tone", np.random.default_rng(0), 1.0), 16000)

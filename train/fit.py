@@ -96,17 +96,35 @@ def candidate_settings(opts: TrainOptions) -> list[dict]:
     return list(ParameterSampler(grid, n_iter=opts.n_iter, random_state=opts.seed))
 
 
-def cv_splits(task: str, y, groups, folds, n_splits: int, seed: int):
-    """Grouped splits: the fold column if given, else (Stratified)GroupKFold over groups."""
+def cv_splits(task: str, y, groups, folds, n_splits: int, seed: int, source: str = "data"):
+    """Grouped splits: the fold column if given, else (Stratified)GroupKFold over groups.
+
+    Raises :class:`DataError` (naming ``source``) when the training rows cannot be split: one
+    group, or folds that leave a split nothing to train on. Stratification needs a class with
+    at least as many windows as folds; below that (a file or two per class) the folds are
+    grouped only.
+    """
     from sklearn.model_selection import GroupKFold, PredefinedSplit, StratifiedGroupKFold
 
     if folds is not None:
-        return list(PredefinedSplit(folds).split())
-    n_groups = len(np.unique(groups))
-    if n_groups < 2:
-        raise DataError("cross-validation needs at least two groups (files or speakers)")
-    k = min(n_splits, n_groups)
-    if task == "classify":
+        named = sorted(set(np.asarray(folds).tolist()) - {-1})
+        splits = list(PredefinedSplit(folds).split())
+        if not named:
+            raise DataError(f"{source}: no training file has a fold (those with one are all in "
+                            "the test split); give training files a 'fold', or drop the column")
+        if any(len(tr) == 0 for tr, _ in splits):
+            raise DataError(f"{source}: every training file is in fold {named[0]}, which leaves "
+                            "nothing to train on while validating it; cross-validation needs "
+                            "at least two folds")
+        return splits
+    names = np.unique(groups)
+    if len(names) < 2:
+        raise DataError(f"{source}: all training files are in one group ({names[0]}) and "
+                        "cross-validation needs at least two: add recordings from another "
+                        "speaker, source or capture run (without a 'group' column each file is "
+                        "one group)")
+    k = min(n_splits, len(names))
+    if task == "classify" and np.unique(y, return_counts=True)[1].max() >= k:
         splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         return list(splitter.split(np.zeros(len(y)), y, groups))
     return list(GroupKFold(n_splits=k).split(np.zeros(len(y)), y, groups))
@@ -270,7 +288,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     groups = np.array([items[o].group or items[o].path for o in own_tr])
     folds = (np.array([items[o].fold if items[o].fold is not None else -1 for o in own_tr])
              if ds.has_folds else None)
-    splits = cv_splits(ds.task, y_tr, groups, folds, opts.cv, opts.seed)
+    splits = cv_splits(ds.task, y_tr, groups, folds, opts.cv, opts.seed, ds.source)
     warnings = []
     if ds.task == "classify":
         unseen = sorted({c for tr, va in splits for c in set(y_tr[va]) - set(y_tr[tr])})
