@@ -67,6 +67,10 @@ def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):
     assert pr.returncode == 0, pr.stderr
     res = json.loads(pr.stdout)
     assert res["windows"] and res["summary"]["label"] in summary_labels(model)
+    for w in res["windows"]:  # probabilities are named by class, as on the Kafka topic
+        assert list(w["probs"]) == summary_labels(model)
+        assert w["label"] == max(w["probs"], key=w["probs"].get)
+        assert w["probability"] == w["probs"][w["label"]]
     csv_out = run_cli("predict", model, wav, "--csv")
     assert csv_out.stdout.splitlines()[0] == "file,start,end,label,probability,value"
 

@@ -17,7 +17,7 @@ class WindowPrediction:
     label: str | None  # classification
     probability: float | None
     value: float | None  # regression
-    probs: list | None = None
+    probs: dict | None = None  # class -> probability (classification), smoothed as the label
 
 
 def window_timeline(art: ModelArtifact, scores: np.ndarray, starts, smooth: int = 1):
@@ -32,7 +32,7 @@ def window_timeline(art: ModelArtifact, scores: np.ndarray, starts, smooth: int 
         if art.is_classifier:
             k = int(np.argmax(s))
             out.append(WindowPrediction(t0, t1, art.labels[k], float(s[k]), None,
-                                        [float(v) for v in s]))
+                                        dict(zip(art.labels, map(float, s)))))
         else:
             out.append(WindowPrediction(t0, t1, None, None, float(s)))
     return out
