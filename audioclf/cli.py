@@ -415,6 +415,11 @@ def cmd_consume(args) -> int:
         raise UsageError("give at least one --topic (or AUDIOCLF_TOPIC)")
     if not args.out_topic:
         raise UsageError("give --out-topic (or AUDIOCLF_OUT_TOPIC)")
+    for flag, topic in (("--out-topic", args.out_topic), ("--dlq-topic", args.dlq_topic),
+                        ("--alerts-topic", args.alerts_topic)):
+        if topic in args.topic:  # what it writes would come back as audio, and again...
+            raise UsageError(f"{flag} {topic} is also an input --topic: the consumer would "
+                             "read its own output back as audio")
     art = load_model(args.model) if args.model else load_default_model()
     monitor = None
     if not args.no_drift and art.baseline:

@@ -483,6 +483,10 @@ def test_the_documented_recipe_reproduces_the_shipped_default_model(tmp_path):
 def test_usage_errors_are_one_line(two_class, tmp_path):
     out = run_cli("consume", "--bootstrap", "127.0.0.1:1", "--out-topic", "p")
     assert out.returncode == 1 and "--topic" in out.stderr and "internal" not in out.stderr
+    out = run_cli("consume", "--bootstrap", "127.0.0.1:1", "--topic", "a", "--topic", "b",
+                  "--out-topic", "p", "--dlq-topic", "b")
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
+    assert "--dlq-topic b is also an input --topic" in out.stderr, out.stderr
     out = run_cli("listen", "--demo", "--window", "2.0", "--seconds", "1")
     assert out.returncode == 1 and "trained with --window 1.0" in out.stderr
     assert "internal" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
