@@ -106,9 +106,10 @@ class StreamState:
         lo, hi = resample_inputs(self.origin + start, self.origin + stop, r.up, r.down)
         return lo - r.start_input, hi - r.start_input
 
-    def remember(self, x: np.ndarray, keep: int) -> None:
-        self.audio = np.concatenate([self.audio, x])[-keep:]
-        self.audio_end += len(x)
+    def remember(self, parts: list, keep: int) -> None:
+        """Append model-rate sample blocks, keeping the last ``keep`` samples."""
+        self.audio = np.concatenate([self.audio, *parts])[-keep:]
+        self.audio_end += sum(len(x) for x in parts)
 
     def window_audio(self, start: int, length: int) -> np.ndarray | None:
         offset = len(self.audio) - (self.audio_end - start)
@@ -158,12 +159,16 @@ class Engine:
         """
         t0 = time.perf_counter()
         chunks = list(chunks)
-        ready = []
+        ready, audio = [], {}
         for g in range(0, len(chunks), self.FEATURE_GROUP):
-            ready += self._features(chunks[g:g + self.FEATURE_GROUP])
+            ready += self._features(chunks[g:g + self.FEATURE_GROUP], audio)
+        for st, parts in audio.values():
+            # enough for every window these chunks complete: a poll batch may hold seconds of
+            # one stream (a consumer catching up), and its windows are scored after all of it
+            st.remember(parts, sum(len(x) for x in parts) + self.cfg.window_samples)
         return self._score(ready, t0)
 
-    def _features(self, chunks) -> list:
+    def _features(self, chunks, audio: dict) -> list:
         owners, frames = [], []
         for stream_id, samples, sr in chunks:
             st = self.state(stream_id, sr)
@@ -171,9 +176,8 @@ class Engine:
             x = st.resampler.process(samples) if st.resampler is not None else samples
             owners.append(st)
             frames.append(st.features.take_frames(x))
-            if st.audio is not None:
-                # enough for every window this chunk can complete
-                st.remember(x, len(x) + self.cfg.window_samples)
+            if st.audio is not None:  # kept for drift capture: see push_many
+                audio.setdefault(id(st), (st, []))[1].append(x)
         if not owners:
             return []
         rows = self.analyzer.analyze(np.concatenate(frames))
@@ -198,7 +202,7 @@ class Engine:
         if st.resampler is not None:
             tail = st.resampler.flush()
             if st.audio is not None:
-                st.remember(tail, len(tail) + self.cfg.window_samples)
+                st.remember([tail], len(tail) + self.cfg.window_samples)
             ready += [(st, s, v) for s, v in st.features.push(tail)]
         return self._score(ready + [(st, s, v) for s, v in st.features.flush()], t0)
 

@@ -292,3 +292,27 @@ def test_ctrl_c_stops_cleanly_with_summary():
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert summary["predictions"] == len(out.splitlines()) > 0
     assert summary["audio_s"] < 10 and "Traceback" not in err
+
+
+def test_every_window_of_a_long_push_keeps_its_audio_for_capture():
+    """A Kafka poll batch can hold seconds of one stream (a consumer catching up): every window
+    it completes carries its samples for drift capture, not only the last few (the engine used
+    to keep one chunk plus one window, so `consume --capture-dir` saved 3 of ~180 windows)."""
+    from audioclf.artifact import load_model
+    from models import default_model_path
+    from stream.engine import Engine
+    from train.synthetic import random_soundtrack
+
+    art = load_model(default_model_path())
+    cfg = art.feature_config
+    y = random_soundtrack(4, 6.0, cfg.sr)
+    chunk = cfg.sr // 10
+    engine = Engine(art, keep_audio=True)
+    preds = engine.push_many([("a", y[i:i + chunk], cfg.sr) for i in range(0, 4 * cfg.sr, chunk)])
+    preds += engine.push_many([("a", y[i:i + chunk], cfg.sr)
+                               for i in range(4 * cfg.sr, len(y), chunk)])
+    assert [p.start for p in preds] == [k * 0.25 for k in range(21)]
+    for p in preds:
+        start = int(round(p.start * cfg.sr))
+        np.testing.assert_array_equal(p.audio, y[start:start + cfg.window_samples])
+    assert len(engine.streams["a"].audio) <= 2 * cfg.sr + cfg.window_samples  # still bounded
