@@ -198,11 +198,14 @@ class ConsumeService:
                 self._settle(quiet=True)
             finally:
                 self._worker.shutdown()
+                # the summary is taken before closing: leaving the group revokes every
+                # partition, which drops the streams and their drift state
+                summary = self.status()
                 self.consumer.close()
                 self.producer.close(timeout=5)
                 if getattr(self, "_live", None) is not None:
                     self._live.stop()
-        return self.status()
+        return summary
 
     # ------------------------------------------------------------------ one batch
     @staticmethod

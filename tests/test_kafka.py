@@ -601,6 +601,10 @@ def test_drift_alerts_reach_the_alerts_topic(bootstrap):
     assert a["stream_id"] == "mic-7" and a["model_digest"] and a["top_features"]
     assert a["window_span"][0] < a["window_span"][1] and a["score"] >= 0.3
     assert any('"event": "drift"' in line for line in err.splitlines())  # and a JSON log line
+    # the exit summary tells the state the streams were in, not the empty one after leaving
+    # the group (which drops every stream)
+    summary = json.loads(err.strip().splitlines()[-1])["summary"]
+    assert summary["drift"] == "DRIFT" and summary["streams"] == 1, summary
 
 
 def test_sequence_gaps_are_counted(bootstrap):
