@@ -230,9 +230,7 @@ def cmd_evaluate(args) -> int:
     from train.evaluate import evaluate_scores, plot_confusion, plot_regression
     from train.extract import content_ids, extract_windows
 
-    from .artifact import load_model
-
-    art = load_model(args.model)
+    art = model_from_arg(args.model)
     png = _writable(args.png or _stem(args.model) + (".confusion.png" if art.is_classifier else
                                                      ".regression.png"), "--png")
     # each source's test split if it has one, else all of it
@@ -301,9 +299,7 @@ def cmd_predict(args) -> int:
     from features import AudioError
     from train.predict import predict_file
 
-    from .artifact import load_model
-
-    art = load_model(args.model) if args.model else load_default_model()
+    art = model_from_arg(args.model)
     failed = 0
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:
@@ -352,10 +348,8 @@ def cmd_listen(args) -> int:
     from stream.listen import run
     from stream.sources import FileSource, MicSource
 
-    from .artifact import load_model
-
     _single_threaded_math()
-    art = load_model(args.model) if args.model else load_default_model()
+    art = model_from_arg(args.model)
     if args.window or args.hop:
         cfg = art.feature_config
         if (args.window or cfg.window_seconds) != cfg.window_seconds or \
@@ -408,8 +402,6 @@ def cmd_consume(args) -> int:
     from stream.consume import ConsumeService
     from stream.kafka_io import client_options
 
-    from .artifact import load_model
-
     _single_threaded_math()
     if not args.topic:
         raise UsageError("give at least one --topic (or AUDIOCLF_TOPIC)")
@@ -420,7 +412,7 @@ def cmd_consume(args) -> int:
         if topic in args.topic:  # what it writes would come back as audio, and again...
             raise UsageError(f"{flag} {topic} is also an input --topic: the consumer would "
                              "read its own output back as audio")
-    art = load_model(args.model) if args.model else load_default_model()
+    art = model_from_arg(args.model)
     monitor = None
     if not args.no_drift and art.baseline:
         from stream.drift import DriftMonitor
@@ -472,9 +464,7 @@ def cmd_produce(args) -> int:
 def cmd_drift_report(args) -> int:
     from stream.drift_report import drift_report
 
-    from .artifact import load_model
-
-    art = load_model(args.model)
+    art = model_from_arg(args.model)
     png = _writable(args.png or _stem(args.model) + ".drift.png", "--png")
     res = drift_report(art, args.sources, png=png, top=args.top)
     if args.json:
@@ -501,6 +491,20 @@ def cmd_drift_report(args) -> int:
 def default_model_path() -> str:
     from models import default_model_path as path
     return path()
+
+
+DEFAULT_MODEL_NAME = "default"
+MODEL_HELP = "model artifact, or 'default' for the shipped model"
+
+
+def model_from_arg(name: str | None):
+    """The model a MODEL argument names: an artifact file, or the shipped default model when
+    none is given or the name is ``default`` (and no file of that name exists)."""
+    from .artifact import load_model
+
+    if name is None or (name == DEFAULT_MODEL_NAME and not os.path.exists(name)):
+        return load_default_model()
+    return load_model(name)
 
 
 def load_default_model():
@@ -588,7 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="metrics of a model on a labelled folder/CSV")
-    s.add_argument("model", metavar="MODEL")
+    s.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     s.add_argument("data", nargs="+", metavar="DATA",
                    help="folder(s)/CSV(s): each one's test split if it has one, else all of it")
     s.add_argument("--json", action="store_true")
@@ -598,7 +602,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("predict", help="per-window timeline and summary label for files")
-    s.add_argument("model", metavar="MODEL", nargs="?", default=None)
+    s.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                   help=MODEL_HELP + "; the shipped model when omitted")
     s.add_argument("files", nargs="+", metavar="FILE")
     out = s.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per file")
@@ -607,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("listen", help="live classification from the microphone (or a file)")
-    s.add_argument("--model", help="model artifact (default: the shipped default model)")
+    s.add_argument("--model", help=MODEL_HELP + " (the default)")
     src = s.add_mutually_exclusive_group()
     src.add_argument("--device", help="input device index or name (see `audioclf devices`)")
     src.add_argument("--file", help="stream this file through the live engine instead")
@@ -638,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-topic", default=env("out_topic"), help="predictions topic")
     s.add_argument("--dlq-topic", default=env("dlq_topic"), help="dead-letter topic")
     s.add_argument("--alerts-topic", default=env("alerts_topic"), help="drift alerts topic")
-    s.add_argument("--model", default=env("model"), help="model artifact (default: shipped)")
+    s.add_argument("--model", default=env("model"), help=MODEL_HELP + " (the default)")
     s.add_argument("--smooth", type=_count, default=env("smooth", "1"),
                    help="moving average over N windows (env AUDIOCLF_SMOOTH)")
     s.add_argument("--idle-timeout", type=_positive, default=env("idle_timeout", "60"),
@@ -674,7 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_produce)
 
     s = sub.add_parser("drift-report", help="per-feature drift of captures or files vs training")
-    s.add_argument("model", metavar="MODEL")
+    s.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     s.add_argument("sources", nargs="+", metavar="CAPTURE_DIR|FILE")
     s.add_argument("--png", help="plot path (default: MODEL stem + .drift.png)")
     s.add_argument("--top", type=_count, default=15)

@@ -363,7 +363,8 @@ def test_listen_captures_and_drift_report(art, tmp_path):
     assert os.path.getsize(tmp_path / "d.png") > 1000
     clean = tmp_path / "clean.wav"
     write_wav(clean, clean_audio(802, 130.0), SR)
-    rep = json.loads(run_cli("drift-report", default_model_path(), clean, "--json",
+    # `default` names the shipped model (what listen ran), as in every MODEL argument
+    rep = json.loads(run_cli("drift-report", "default", clean, "--json",
                              "--png", tmp_path / "c.png").stdout)
     assert rep["level"] != DRIFT
 
