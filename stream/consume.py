@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -41,6 +42,9 @@ from audioclf.artifact import ModelArtifact
 from .engine import Engine, grid_origin
 from .kafka_io import make_consumer, make_producer
 from .wire import BadMessage, decode_audio, prediction_message
+
+
+UNTIMED_RECALL = 64  # chunks (6.4 s at 100 ms) a resend without a timestamp is recognised in
 
 
 @dataclass
@@ -58,6 +62,9 @@ class StreamTrack:
     last_seq: int | None = None
     next_index: int | None = None  # the sample index the next chunk should carry
     last_timestamp: float | None = None  # newest capture timestamp seen
+    # (sample index, CRC-32 of the samples) of recent chunks sent without a capture timestamp:
+    # the only way to tell a resend of one of them from a device restarted at that index
+    untimed: deque = field(default_factory=lambda: deque(maxlen=UNTIMED_RECALL))
     last_seen: float = field(default_factory=time.monotonic)
 
     def needed_offset(self) -> int | None:
@@ -359,8 +366,11 @@ class ConsumeService:
           lost: neither the samples nor the positions kept here can go on);
         - ``gap``: its sample index jumped ahead (audio lost upstream): the stream rejoins the
           window grid there, so its clock stays right;
-        - ``repeat``: audio it already has, sent again (a resend: no newer capture timestamp);
-        - ``rewind``: its sample index went back with newer audio (a restarted device).
+        - ``repeat``: audio it already has, sent again (a resend: no newer capture timestamp,
+          or -- for chunks sent without timestamps -- the same samples at the same index as
+          one of its last ``UNTIMED_RECALL`` chunks);
+        - ``rewind``: its sample index went back with newer (or other) audio: a restarted
+          device.
         """
         track = self.tracks.get(chunk.stream_id)
         if track is None:
@@ -374,9 +384,12 @@ class ConsumeService:
             return None
         if index > expected:
             return "gap"
-        if (index + len(chunk.samples) <= expected and chunk.timestamp is not None
-                and track.last_timestamp is not None and chunk.timestamp <= track.last_timestamp):
-            return "repeat"
+        if index + len(chunk.samples) <= expected:
+            if chunk.timestamp is None:
+                if (index, zlib.crc32(chunk.samples)) in track.untimed:
+                    return "repeat"
+            elif track.last_timestamp is not None and chunk.timestamp <= track.last_timestamp:
+                return "repeat"
         return "rewind"
 
     def _prepare(self, tp, chunk, change: str | None):
@@ -417,6 +430,8 @@ class ConsumeService:
             track.last_seq = chunk.seq
         if chunk.sample_index is not None:
             track.next_index = chunk.sample_index + len(chunk.samples)
+            if chunk.timestamp is None:
+                track.untimed.append((chunk.sample_index, zlib.crc32(chunk.samples)))
         if chunk.timestamp is not None and (track.last_timestamp is None
                                             or chunk.timestamp > track.last_timestamp):
             track.last_timestamp = chunk.timestamp
