@@ -47,6 +47,10 @@ from .wire import BadMessage, decode_audio, prediction_message
 UNTIMED_RECALL = 64  # chunks (6.4 s at 100 ms) a resend without a timestamp is recognised in
 
 
+def _sample_digest(sample_index: int, samples) -> int:
+    return (sample_index << 32) | zlib.crc32(samples)
+
+
 @dataclass
 class StreamTrack:
     """Kafka bookkeeping of one stream (the audio state itself lives in the engine)."""
@@ -62,8 +66,8 @@ class StreamTrack:
     last_seq: int | None = None
     next_index: int | None = None  # the sample index the next chunk should carry
     last_timestamp: float | None = None  # newest capture timestamp seen
-    # (sample index, CRC-32 of the samples) of recent chunks sent without a capture timestamp:
-    # the only way to tell a resend of one of them from a device restarted at that index
+    # sample index and CRC-32 of recent chunks sent without a capture timestamp (one int each,
+    # ~3 KB): the only way to tell a resend of one of them from a device restarted there
     untimed: deque = field(default_factory=lambda: deque(maxlen=UNTIMED_RECALL))
     last_seen: float = field(default_factory=time.monotonic)
 
@@ -386,7 +390,7 @@ class ConsumeService:
             return "gap"
         if index + len(chunk.samples) <= expected:
             if chunk.timestamp is None:
-                if (index, zlib.crc32(chunk.samples)) in track.untimed:
+                if _sample_digest(index, chunk.samples) in track.untimed:
                     return "repeat"
             elif track.last_timestamp is not None and chunk.timestamp <= track.last_timestamp:
                 return "repeat"
@@ -431,7 +435,7 @@ class ConsumeService:
         if chunk.sample_index is not None:
             track.next_index = chunk.sample_index + len(chunk.samples)
             if chunk.timestamp is None:
-                track.untimed.append((chunk.sample_index, zlib.crc32(chunk.samples)))
+                track.untimed.append(_sample_digest(chunk.sample_index, chunk.samples))
         if chunk.timestamp is not None and (track.last_timestamp is None
                                             or chunk.timestamp > track.last_timestamp):
             track.last_timestamp = chunk.timestamp
