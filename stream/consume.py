@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from audioclf.artifact import ModelArtifact
 
-from .engine import Engine, grid_origin
+from .engine import Engine
 from .kafka_io import make_consumer, make_producer
 from .wire import BadMessage, decode_audio, prediction_message
 
@@ -419,14 +419,10 @@ class ConsumeService:
         if track is None:
             track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp, rate=chunk.sample_rate,
                                                                last_seq=last_seq)
-            origin = 0
-            if chunk.sample_index is not None:
-                # keep the offline window grid: start at a window hop, dropping the input before
-                # it (which may run into later messages)
-                origin, track.skip = grid_origin(chunk.sample_index, chunk.sample_rate,
-                                                 self.art.feature_config)
-            self.engine.drop(chunk.stream_id)
-            self.engine.state(chunk.stream_id, chunk.sample_rate, origin)
+            # keep the offline window grid: start at a window hop, dropping the input before it
+            # (which may run into later messages)
+            track.skip = self.engine.restart(chunk.stream_id, chunk.sample_rate,
+                                             chunk.sample_index or 0)
         if track.skip:
             dropped = min(track.skip, len(samples))
             samples, track.skip = samples[dropped:], track.skip - dropped

@@ -145,6 +145,15 @@ class Engine:
             st = self.streams[stream_id] = StreamState(self, stream_id, input_sr, origin)
         return st
 
+    def restart(self, stream_id: str, input_sr: int, sample_index: int = 0) -> int:
+        """Start the stream afresh at its input sample ``sample_index`` (audio before it was
+        lost, or never seen), on the window grid of the whole recording (:func:`grid_origin`);
+        returns the input samples to drop before its first window."""
+        origin, skip = grid_origin(sample_index, input_sr, self.cfg)
+        self.drop(stream_id)
+        self.state(stream_id, input_sr, origin)
+        return skip
+
     def push(self, stream_id: str, samples: np.ndarray, input_sr: int | None = None
              ) -> list[Prediction]:
         return self.push_many([(stream_id, samples, input_sr or self.cfg.sr)])

@@ -21,12 +21,15 @@ class ListenStats:
     history: deque = field(default_factory=lambda: deque(maxlen=8))
     last: Prediction | None = None
     level_db: float = float("-inf")
+    resyncs: int = 0  # restarts on the window grid after lost audio (overflow, overrun)
 
     def summary(self, source) -> dict:
         lat = np.array(self.latencies) if self.latencies else np.zeros(1)
         return {"duration_s": round(time.monotonic() - self.started, 2),
                 "audio_s": round(self.audio_seconds, 2), "predictions": self.predictions,
                 "overruns": source.overruns, "input_overflows": source.input_overflows,
+                "lost_s": round(getattr(source, "lost_samples", 0) / source.rate, 3),
+                "resyncs": self.resyncs,
                 "latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
                 "latency_ms_p99": round(float(np.percentile(lat, 99)), 3)}
 
@@ -38,6 +41,7 @@ def run(engine: Engine, source, emit_json: bool = False, stream_id: str = "live"
     stats = ListenStats()
     dashboard = None if emit_json else _Dashboard(engine, stats, source, monitor)
     source.start()
+    expected, skip = 0, 0  # the stream index the next read should start at; input to drop
     try:
         if dashboard:
             dashboard.__enter__()
@@ -48,6 +52,15 @@ def run(engine: Engine, source, emit_json: bool = False, stream_id: str = "live"
                 break
             if chunk.size == 0:
                 continue
+            index = source.last_index
+            if index != expected:  # audio was lost: rejoin the window grid after the gap, so
+                # the clock stays right and no window splices the two sides (drift history kept)
+                skip = engine.restart(stream_id, source.rate, index)
+                stats.resyncs += 1
+            expected = index + chunk.size
+            if skip:
+                dropped = min(skip, chunk.size)
+                chunk, skip = chunk[dropped:], skip - dropped
             stats.audio_seconds += chunk.size / source.rate
             peak = float(np.max(np.abs(chunk)))
             stats.level_db = 20 * np.log10(peak) if peak > 0 else -120.0

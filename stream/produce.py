@@ -64,29 +64,45 @@ def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
 
 
 def produce_mic(opts: dict, topic: str, stream_id: str, device=None, rate=None,
-                chunk_ms=100.0, dtype="int16", seconds=None) -> dict:
+                chunk_ms=100.0, dtype="int16", seconds=None, mic=None) -> dict:
+    """Publish the microphone (``mic``: an already built source, else ``MicSource(device,
+    rate)``) until ``seconds`` or Ctrl-C. Lost audio (an overflow, an overrun) shows as a jump
+    of the sample index, after a short chunk if one was being filled."""
     from .sources import MicSource
 
     producer = make_producer(opts)
-    mic = MicSource(device, rate)
+    mic = mic or MicSource(device, rate)
     mic.start()
-    seq, index, t0 = 0, 0, time.monotonic()
+    seq, sent, t0 = 0, 0, time.monotonic()
     n = int(mic.rate * chunk_ms / 1000)
-    pending = np.zeros(0, np.float32)
+    pending, index = np.zeros(0, np.float32), 0  # unsent samples, stream index of the first
+
+    def send(x: np.ndarray, at: int) -> None:
+        nonlocal seq, sent
+        key, value, headers = encode_audio(stream_id, x, mic.rate, seq, dtype=dtype,
+                                           timestamp=time.time(), sample_index=at)
+        producer.send(topic, key=key, value=value, headers=headers)
+        seq, sent = seq + 1, sent + len(x)
+
     try:
         while seconds is None or time.monotonic() - t0 < seconds:
-            pending = np.concatenate([pending, mic.read(timeout=0.1)])
+            block = mic.read(timeout=0.1)
+            if block.size and mic.last_index != index + len(pending):
+                # audio was lost (an overflow, an overrun): the chunk before the gap goes
+                # short, and the sample index tells consumers where the audio resumes
+                if len(pending):
+                    send(pending, index)
+                pending, index = pending[:0], mic.last_index
+            pending = np.concatenate([pending, block])
             while len(pending) >= n:
-                key, value, headers = encode_audio(stream_id, pending[:n], mic.rate, seq,
-                                                   dtype=dtype, timestamp=time.time(),
-                                                   sample_index=index)
-                producer.send(topic, key=key, value=value, headers=headers)
-                pending, seq, index = pending[n:], seq + 1, index + n
+                send(pending[:n], index)
+                pending, index = pending[n:], index + n
     except KeyboardInterrupt:
         pass
     finally:
         mic.stop()
         producer.flush()
         producer.close(timeout=10)
-    return {"messages": seq, "audio_seconds": round(index / mic.rate, 3),
-            "overruns": mic.overruns, "input_overflows": mic.input_overflows}
+    return {"messages": seq, "audio_seconds": round(sent / mic.rate, 3),
+            "overruns": mic.overruns, "input_overflows": mic.input_overflows,
+            "lost_s": round(mic.lost_samples / mic.rate, 3)}

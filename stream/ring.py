@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 import numpy as np
 
@@ -10,7 +11,13 @@ class RingBuffer:
     """``write`` copies a block in (no allocation); ``read`` returns everything unread.
 
     When the writer laps the reader, the oldest unread samples are overwritten and counted in
-    ``overrun_samples`` -- never silently. The lock guards only two integers.
+    ``overrun_samples`` -- never silently. The lock guards only a few integers.
+
+    Stream positions: every read is contiguous audio, and ``last_index`` is the stream index of
+    its first sample -- the samples written before it, plus those the writer reported lost
+    upstream (``mark_gap``: a device overflow) and those overwritten here. A read stops at a
+    reported gap, so a reader that compares ``last_index`` with the end of the previous read
+    sees every discontinuity.
     """
 
     def __init__(self, capacity: int):
@@ -23,6 +30,15 @@ class RingBuffer:
         self._lock = threading.Lock()
         self.overrun_samples = 0
         self.overruns = 0
+        # (ring position, samples lost upstream before it, in total): where the offset changes
+        self._gaps = deque([(0, 0)])
+        self.last_index = 0  # stream index of the first sample of the last read
+
+    def mark_gap(self, n: int) -> None:
+        """(writer) ``n`` samples were lost before the next one written (a device overflow)."""
+        if n > 0:
+            with self._lock:
+                self._gaps.append((self._written, self._gaps[-1][1] + int(n)))
 
     def write(self, block: np.ndarray) -> None:
         n = block.shape[0]
@@ -46,11 +62,17 @@ class RingBuffer:
                 self.overruns += 1
 
     def read(self, max_samples: int | None = None) -> np.ndarray:
-        """Copy out the unread samples (oldest first)."""
+        """Copy out the unread samples (oldest first), up to the next reported gap."""
         with self._lock:
             start, end = self._read, self._written
             if max_samples is not None:
                 end = min(end, start + max_samples)
+            gaps = self._gaps
+            while len(gaps) > 1 and gaps[1][0] <= start:
+                gaps.popleft()
+            if len(gaps) > 1:
+                end = min(end, gaps[1][0])
+            self.last_index = start + gaps[0][1]
             self._read = end
         n = end - start
         i = start % self.capacity

@@ -11,6 +11,9 @@ from .devices import DeviceError, import_sounddevice, resolve_input
 from .ring import RingBuffer
 
 
+MAX_GAP_SECONDS = 60.0  # a larger jump in capture times is a clock step, not lost audio
+
+
 class MicSource:
     """Callback capture into a ring buffer. The callback copies (and downmixes) and returns."""
 
@@ -20,13 +23,25 @@ class MicSource:
         self.channels, self.blocksize, self.retries = channels, blocksize, retries
         self.ring = RingBuffer(int(ring_seconds * self.rate))
         self.input_overflows = 0
+        self.lost_samples = 0  # measured across overflows (see _callback)
         self.reopens = 0
         self._stream = None
         self._scratch = np.zeros(16384, dtype=np.float32)
+        self._next_adc = None  # capture time the next block should start at (PortAudio's clock)
 
     def _callback(self, indata, frames, time_info, status):
+        adc = getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0
         if status.input_overflow:
             self.input_overflows += 1
+            # PortAudio flags an overflow without saying how much was lost; the capture time
+            # of this block against where the last one ended does (where the host API gives
+            # capture times: 0 means it does not), so the stream clock can skip the gap
+            if adc > 0 and self._next_adc is not None:
+                lost = int(round((adc - self._next_adc) * self.rate))
+                if 0 < lost <= MAX_GAP_SECONDS * self.rate:
+                    self.lost_samples += lost
+                    self.ring.mark_gap(lost)
+        self._next_adc = adc + frames / self.rate if adc > 0 else None
         if self.channels == 1:
             self.ring.write(indata[:, 0])
         else:
@@ -36,6 +51,7 @@ class MicSource:
 
     def start(self):
         sd = import_sounddevice()
+        self._next_adc = None  # a new stream's clock may start anywhere
         try:
             self._stream = sd.InputStream(device=self.device, samplerate=self.rate,
                                           channels=self.channels, dtype="float32",
@@ -52,6 +68,11 @@ class MicSource:
                 self._reopen()
             time.sleep(0.005)
         return self.ring.read()
+
+    @property
+    def last_index(self) -> int:
+        """Stream sample index of the first sample the last ``read`` returned."""
+        return self.ring.last_index
 
     def _reopen(self):
         """The device stopped under us (unplugged, server restart): retry a few times."""
@@ -96,7 +117,9 @@ class FileSource:
         self.rate, self.realtime = sr, realtime
         self.block = max(1, int(block_seconds * sr))
         self.pos = 0
+        self.last_index = 0
         self.input_overflows = 0
+        self.lost_samples = 0
         self.overruns = 0
         self._t0 = None
 
@@ -114,6 +137,7 @@ class FileSource:
                 if time.monotonic() < due:
                     return self.y[:0]
         chunk = self.y[self.pos:self.pos + self.block]
+        self.last_index = self.pos
         self.pos += self.block
         return chunk
 

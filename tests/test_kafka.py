@@ -209,6 +209,33 @@ def test_produce_from_the_microphone(bootstrap, vmic_env, tmp_path):
         assert labels.count(kind) >= 4, labels
 
 
+def test_produce_from_the_microphone_marks_lost_audio_with_the_sample_index(bootstrap):
+    """Mocked overflow (tests/test_live.py::_offline_mic): 150 ms lost after 1.05 s. The chunk
+    being filled goes out short, and the next carries the index where the audio resumes -- so
+    a consumer rejoins its window grid there, instead of splicing audio 150 ms apart."""
+    from stream.produce import produce_mic
+    from tests.test_live import _Status, _Time, _offline_mic
+
+    topic = uid("mic")
+    create_topic(bootstrap, topic, 1)
+    y = stream_audio(31, 3.0)
+    block = SR // 20
+    mic = _offline_mic(SR)
+    for k in range(len(y) // block):
+        if not 21 <= k < 24:  # blocks 21-23 (1.05-1.2 s) never arrive
+            mic._callback(y[k * block:(k + 1) * block, None], block, _Time(50.0 + k / 20),
+                          _Status(k == 24))
+    res = produce_mic({"bootstrap_servers": [bootstrap]}, topic, "mic-2", seconds=1.0, mic=mic)
+    assert res["lost_s"] == 0.15 and res["input_overflows"] == 1
+    msgs = read_topic(bootstrap, topic, lambda m: len(m) >= res["messages"])
+    chunks = [decode_audio(m.key, m.value, m.headers) for m in msgs]
+    starts = [c.sample_index for c in chunks]
+    assert starts == [*range(0, 16001, 1600), *range(19200, len(y) - 1599, 1600)]
+    assert len(chunks[10].samples) == 800  # the short chunk before the gap
+    for c in chunks:
+        np.testing.assert_array_equal(c.samples, y[c.sample_index:c.sample_index + len(c.samples)])
+
+
 def test_produce_checks_every_file_before_connecting_or_sending(tmp_path):
     """A bad file among several is reported before anything is published (here the broker is
     unreachable: the file error comes first), not after half the stream was sent."""

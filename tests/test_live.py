@@ -36,6 +36,20 @@ def test_ring_wraps_and_counts_overruns():
     rb.write(np.arange(15, 40, dtype=np.float32))  # 25 unread into 10: 15 lost
     assert rb.read().tolist() == list(range(30, 40))
     assert rb.overrun_samples == 15 and rb.overruns == 1
+    assert rb.last_index == 30  # the read says where in the stream it starts
+
+
+def test_ring_reads_stop_at_reported_gaps_and_say_where_audio_resumes():
+    rb = RingBuffer(100)
+    rb.write(np.arange(10, dtype=np.float32))
+    rb.mark_gap(5)  # 5 samples lost before the next block (a device overflow)
+    rb.write(np.arange(10, 20, dtype=np.float32))
+    first = rb.read()
+    assert first.tolist() == list(range(10)) and rb.last_index == 0
+    second = rb.read()
+    assert second.tolist() == list(range(10, 20)) and rb.last_index == 15
+    rb.write(np.arange(20, 25, dtype=np.float32))
+    assert rb.read().tolist() == list(range(20, 25)) and rb.last_index == 25
 
 
 def test_smoother_and_hysteresis():
@@ -234,6 +248,62 @@ def test_portaudio_missing_is_one_line(tmp_path):
     assert out.returncode == 1
     assert "libportaudio2" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+class _Time:
+    def __init__(self, adc):
+        self.inputBufferAdcTime = adc
+
+
+class _Status:
+    def __init__(self, overflow):
+        self.input_overflow = overflow
+
+
+def _offline_mic(rate, ring_seconds=20.0):
+    """A MicSource fed by calling its callback (no device), for what hardware cannot be made to
+    do here: PulseAudio buffers instead of overflowing."""
+    from stream.sources import MicSource
+
+    src = MicSource.__new__(MicSource)
+    src.rate, src.channels, src.input_overflows, src.lost_samples = rate, 1, 0, 0
+    src.ring, src._next_adc, src._stream = RingBuffer(int(ring_seconds * rate)), None, None
+    src.start = src.stop = lambda: None
+    return src
+
+
+def test_an_overflow_gap_is_measured_from_capture_times_and_the_clock_skips_it():
+    """Mocked overflow: blocks captured at 100 ms steps, then one 300 ms late with PortAudio's
+    overflow flag -- 200 ms were lost. `listen` rejoins the window grid after the gap: later
+    windows keep their stream times and equal offline prediction of the same recording, and no
+    window splices the two sides. Before, the clock fell 200 ms behind and the windows around
+    the gap mixed audio 200 ms apart."""
+    from features import signal_windows
+    from stream.listen import run
+    from train.synthetic import random_soundtrack
+
+    art = load_model(default_model_path())
+    sr = art.feature_config.sr
+    y = random_soundtrack(11, 6.0, sr)
+    block, lost = sr // 10, (20, 22)  # blocks 20-21 (2.0-2.2 s) never arrive
+    src = _offline_mic(sr)
+    for k in range(len(y) // block):
+        if lost[0] <= k < lost[1]:
+            continue
+        src._callback(y[k * block:(k + 1) * block, None], block, _Time(1000.0 + k / 10),
+                      _Status(k == lost[1]))
+    assert src.input_overflows == 1 and src.lost_samples == 2 * block
+    out = __import__("io").StringIO()
+    summary = run(Engine(art), src, emit_json=True, max_seconds=1.5, out=out)
+    assert summary["resyncs"] == 1 and summary["lost_s"] == 0.2
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    starts, X = signal_windows(y, art.feature_config)
+    scores = art.score(X)
+    want = [(s / sr, p) for s, p in zip(starts, scores)
+            if (s + art.feature_config.window_samples) / sr <= 2.0 or s / sr >= 2.25]
+    assert [g["start"] for g in got] == [round(t, 4) for t, _ in want]
+    for g, (_, p) in zip(got, want):
+        assert max(abs(g["probs"][c] - v) for c, v in zip(art.labels, p)) < 1e-3, g["start"]
 
 
 def test_input_overflow_flags_are_counted():
