@@ -11,7 +11,9 @@ from .devices import DeviceError, import_sounddevice, resolve_input
 from .ring import RingBuffer
 
 
-MAX_GAP_SECONDS = 60.0  # a larger jump in capture times is a clock step, not lost audio
+# an overflow's measured gap counts within these bounds: capture times jitter by ~0.06 ms here
+# (and a flag with nothing lost must not restart the windows); a larger jump is a clock step
+MIN_GAP_SECONDS, MAX_GAP_SECONDS = 0.002, 60.0
 
 
 class MicSource:
@@ -38,7 +40,7 @@ class MicSource:
             # capture times: 0 means it does not), so the stream clock can skip the gap
             if adc > 0 and self._next_adc is not None:
                 lost = int(round((adc - self._next_adc) * self.rate))
-                if 0 < lost <= MAX_GAP_SECONDS * self.rate:
+                if MIN_GAP_SECONDS * self.rate <= lost <= MAX_GAP_SECONDS * self.rate:
                     self.lost_samples += lost
                     self.ring.mark_gap(lost)
         self._next_adc = adc + frames / self.rate if adc > 0 else None

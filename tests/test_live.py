@@ -293,6 +293,10 @@ def test_an_overflow_gap_is_measured_from_capture_times_and_the_clock_skips_it()
         src._callback(y[k * block:(k + 1) * block, None], block, _Time(1000.0 + k / 10),
                       _Status(k == lost[1]))
     assert src.input_overflows == 1 and src.lost_samples == 2 * block
+    jitter = _offline_mic(sr)  # a flag with capture times 0.5 ms late: nothing measurable lost
+    for k, late in enumerate((0.0, 0.0, 0.0005)):
+        jitter._callback(y[:block, None], block, _Time(5.0 + k / 10 + late), _Status(k == 2))
+    assert jitter.input_overflows == 1 and jitter.lost_samples == 0
     out = __import__("io").StringIO()
     summary = run(Engine(art), src, emit_json=True, max_seconds=1.5, out=out)
     assert summary["resyncs"] == 1 and summary["lost_s"] == 0.2
