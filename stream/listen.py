@@ -61,6 +61,8 @@ def run(engine: Engine, source, emit_json: bool = False, stream_id: str = "live"
             if skip:
                 dropped = min(skip, chunk.size)
                 chunk, skip = chunk[dropped:], skip - dropped
+                if chunk.size == 0:
+                    continue
             stats.audio_seconds += chunk.size / source.rate
             peak = float(np.max(np.abs(chunk)))
             stats.level_db = 20 * np.log10(peak) if peak > 0 else -120.0

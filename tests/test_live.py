@@ -310,6 +310,28 @@ def test_an_overflow_gap_is_measured_from_capture_times_and_the_clock_skips_it()
         assert max(abs(g["probs"][c] - v) for c, v in zip(art.labels, p)) < 1e-3, g["start"]
 
 
+def test_audio_after_a_gap_shorter_than_the_way_to_the_grid_is_dropped_quietly():
+    """After the gap the stream waits for its next window hop: a read that ends before it
+    leaves nothing to push (it used to take the level of an empty array and crash)."""
+    from stream.listen import run
+
+    art = load_model(default_model_path())
+    sr = art.feature_config.sr
+    y = np.random.default_rng(3).standard_normal(3 * sr).astype(np.float32) * 0.1
+    block = sr // 10
+    src = _offline_mic(sr)
+    for k in range(20):
+        src._callback(y[k * block:(k + 1) * block, None], block, _Time(9.0 + k / 10),
+                      _Status(False))
+    # 2.0-2.2 s lost; then 25 ms, short of the next window hop at 2.25 s
+    src._callback(y[2 * sr + 2 * block:2 * sr + 2 * block + 400, None], 400, _Time(11.2),
+                  _Status(True))
+    out = __import__("io").StringIO()
+    summary = run(Engine(art), src, emit_json=True, max_seconds=1.0, out=out)
+    assert summary["resyncs"] == 1 and summary["predictions"] == 5  # windows ending by 2.0 s
+    assert summary["audio_s"] == 2.0
+
+
 def test_input_overflow_flags_are_counted():
     # Mocked: a hardware overflow cannot be provoked through PulseAudio (it buffers instead), so
     # the callback is handed the status flag PortAudio would set.
