@@ -132,9 +132,12 @@ class _Dashboard:
         level = max(-60.0, min(0.0, s.level_db))
         meter = f"[yellow]{'▮' * int((level + 60) / 2):<30}[/] {s.level_db:6.1f} dBFS"
         lat = np.array(s.latencies) if s.latencies else np.zeros(1)
+        lost = getattr(self.source, "lost_samples", 0) / self.source.rate
         counters = (f"windows {s.predictions}   overruns {self.source.overruns}   "
-                    f"input overflows {self.source.input_overflows}   latency p50 "
-                    f"{np.percentile(lat, 50):.2f} ms  p99 {np.percentile(lat, 99):.2f} ms")
+                    f"input overflows {self.source.input_overflows}"
+                    + (f" ({lost:.2f} s lost, {s.resyncs} resyncs)" if s.resyncs else "")
+                    + f"   latency p50 {np.percentile(lat, 50):.2f} ms  "
+                    f"p99 {np.percentile(lat, 99):.2f} ms")
         history = "  ".join(f"{h.start:6.2f}s {h.label or round(h.value, 3)}"
                             for h in list(s.history)[-6:])
         parts = [Panel(Group(winner, table), title="prediction (smoothed winner)"),
