@@ -44,6 +44,33 @@ def _checked(convert, ok, need: str):
     return parse
 
 
+def _thresholds(text: str) -> dict:
+    """``name=number[,name=number...]`` (the names are checked where they are used)."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not name=number") from None
+        if not eq:
+            raise argparse.ArgumentTypeError(f"{part!r} is not name=number")
+    return out
+
+
+def _drift_monitor(art, args):
+    """The drift monitor `listen` and `consume` run (None with --no-drift or no baseline)."""
+    from stream.drift import DriftMonitor, drift_thresholds
+
+    try:
+        thresholds = drift_thresholds(args.drift_thresholds)
+    except ValueError as exc:
+        raise UsageError(f"--drift-thresholds: {exc}") from None
+    if args.no_drift or not art.baseline:
+        return None
+    return DriftMonitor(art, thresholds=thresholds, capture_dir=args.capture_dir)
+
+
 _count = _checked(int, lambda v: v >= 1, "a whole number >= 1")
 _positive = _checked(float, lambda v: 0 < v < float("inf"), "a number > 0")
 _not_negative = _checked(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
@@ -366,10 +393,8 @@ def cmd_listen(args) -> int:
         source = FileSource(args.file, sr, realtime=not args.fast)
     else:
         source = MicSource(args.device, args.rate, args.channels)
-    monitor = None
-    if not args.no_drift and art.baseline:
-        from stream.drift import DriftMonitor
-        monitor = DriftMonitor(art, capture_dir=args.capture_dir)
+    monitor = _drift_monitor(art, args)
+    if monitor is not None:
         monitor.start()
     metrics_server = None
     if args.metrics_port:
@@ -413,10 +438,7 @@ def cmd_consume(args) -> int:
             raise UsageError(f"{flag} {topic} is also an input --topic: the consumer would "
                              "read its own output back as audio")
     art = model_from_arg(args.model)
-    monitor = None
-    if not args.no_drift and art.baseline:
-        from stream.drift import DriftMonitor
-        monitor = DriftMonitor(art, capture_dir=args.capture_dir)
+    monitor = _drift_monitor(art, args)
     service = ConsumeService(art, client_options(args), args.topic, args.group, args.out_topic,
                              args.dlq_topic, args.alerts_topic, idle_timeout=args.idle_timeout,
                              status_every=args.status_every, smooth=args.smooth,
@@ -493,6 +515,8 @@ def default_model_path() -> str:
     return path()
 
 
+DRIFT_THRESHOLDS_HELP = ("change drift thresholds, e.g. share_drift=0.4,k_enter=3 (names and "
+                         "defaults: stream/drift.py DriftThresholds, README 'Drift')")
 DEFAULT_MODEL_NAME = "default"
 MODEL_HELP = "model artifact, or 'default' for the shipped model"
 
@@ -628,6 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seconds", type=_positive, help="stop after this many seconds")
     s.add_argument("--json", action="store_true", help="one JSON line per prediction")
     s.add_argument("--no-drift", action="store_true", help="no drift monitor")
+    s.add_argument("--drift-thresholds", type=_thresholds, metavar="NAME=X[,NAME=X]",
+                   help=DRIFT_THRESHOLDS_HELP)
     s.add_argument("--capture-dir", help="save drifted windows here for retraining")
     s.add_argument("--metrics-port", type=_port, help="serve Prometheus /metrics on this port")
     s.set_defaults(func=cmd_listen)
@@ -657,6 +683,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--status-every", type=_positive, default=5.0)
     s.add_argument("--seconds", type=_positive, help="stop after this many seconds")
     s.add_argument("--no-drift", action="store_true")
+    s.add_argument("--drift-thresholds", type=_thresholds, metavar="NAME=X[,NAME=X]",
+                   default=env("drift_thresholds"),
+                   help=DRIFT_THRESHOLDS_HELP + " (env AUDIOCLF_DRIFT_THRESHOLDS)")
     s.add_argument("--capture-dir", default=env("capture_dir"))
     s.add_argument("--metrics-port", type=_port, default=env("metrics_port"),
                    help="serve Prometheus /metrics on this port (env AUDIOCLF_METRICS_PORT)")

@@ -40,6 +40,35 @@ class DriftThresholds:
     k_leave: int = 5  # consecutive evaluations to lower it
 
 
+def drift_thresholds(overrides: dict | None) -> DriftThresholds:
+    """:class:`DriftThresholds` with ``overrides`` (name -> number) applied; raises ValueError
+    naming what is wrong (an unknown name, a bad value, a warn level above its drift level)."""
+    from dataclasses import fields, replace
+
+    base = DriftThresholds()
+    if not overrides:
+        return base
+    names = [f.name for f in fields(DriftThresholds)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ValueError(f"unknown threshold(s) {', '.join(unknown)} (known: {', '.join(names)})")
+    values = {}
+    for name, value in overrides.items():
+        if name in ("k_enter", "k_leave"):
+            if value != int(value) or value < 1:
+                raise ValueError(f"{name}={value:g}: need a whole number of evaluations >= 1")
+            value = int(value)
+        elif not 0 < value < float("inf"):
+            raise ValueError(f"{name}={value:g}: need a number > 0")
+        values[name] = value
+    th = replace(base, **values)
+    for warn, drift in (("psi_warn", "psi_drift"), ("share_warn", "share_drift")):
+        if getattr(th, warn) > getattr(th, drift):
+            raise ValueError(f"{warn}={getattr(th, warn):g} is above {drift}="
+                             f"{getattr(th, drift):g}")
+    return th
+
+
 class DriftDetector:
     """``update(level)`` with the raw level of one evaluation, then read ``state``.
 

@@ -369,6 +369,28 @@ def test_listen_captures_and_drift_report(art, tmp_path):
     assert rep["level"] != DRIFT
 
 
+def test_drift_thresholds_can_be_set_from_the_command_line(tmp_path):
+    """The audio that drifts at the defaults (above) stays OK with thresholds it cannot reach,
+    and a bad setting is one line naming what is wrong."""
+    rng = np.random.default_rng(4)
+    noisy = np.concatenate([clean_audio(800, 125.0),
+                            SHIFTS["noise_0dB"](clean_audio(801, 100.0), rng)])
+    wav = tmp_path / "drifting.wav"
+    write_wav(wav, np.clip(noisy, -1, 1), SR, subtype="FLOAT")
+    lenient = ("psi_warn=50,psi_drift=50,share_warn=2,share_drift=2,prediction_psi_drift=1e9,"
+               "confidence_drop=2,level_shift_sd=1e9,level_psi_drift=1e9")
+    out = run_cli("listen", "--file", wav, "--fast", "--json", "--drift-thresholds", lenient)
+    assert out.returncode == 0, out.stderr
+    drift = json.loads(out.stderr.strip().splitlines()[-1])["summary"]["drift"]
+    assert drift["state"] == OK and drift["evaluations"] > 0
+    for bad, says in (("share_warn=0.5", "share_warn=0.5 is above share_drift=0.3"),
+                      ("psi_drfit=1", "unknown threshold(s) psi_drfit (known: psi_warn")):
+        out = run_cli("consume", "--bootstrap", "127.0.0.1:1", "--topic", "a", "--out-topic",
+                      "p", "--drift-thresholds", bad)
+        assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert says in out.stderr, out.stderr
+
+
 def test_a_metrics_port_in_use_is_one_line(tmp_path):
     import socket
     with socket.socket() as busy:
