@@ -62,7 +62,6 @@ class StreamTrack:
     history: deque = field(default_factory=deque)
     fed: int = 0  # input samples fed to the stream state
     needed_input: int = 0  # the first input sample the next window reads
-    skip: int = 0  # input samples still to drop before the stream's first window
     last_seq: int | None = None
     next_index: int | None = None  # the sample index the next chunk should carry
     last_timestamp: float | None = None  # newest capture timestamp seen
@@ -419,13 +418,9 @@ class ConsumeService:
         if track is None:
             track = self.tracks[chunk.stream_id] = StreamTrack(tp=tp, rate=chunk.sample_rate,
                                                                last_seq=last_seq)
-            # keep the offline window grid: start at a window hop, dropping the input before it
-            # (which may run into later messages)
-            track.skip = self.engine.restart(chunk.stream_id, chunk.sample_rate,
-                                             chunk.sample_index or 0)
-        if track.skip:
-            dropped = min(track.skip, len(samples))
-            samples, track.skip = samples[dropped:], track.skip - dropped
+            # keep the offline window grid: the engine starts at a window hop, dropping the
+            # input before it (which may run into later messages)
+            self.engine.restart(chunk.stream_id, chunk.sample_rate, chunk.sample_index or 0)
         if chunk.seq is not None:
             track.last_seq = chunk.seq
         if chunk.sample_index is not None:

@@ -77,11 +77,15 @@ def grid_origin(sample_index: int, input_sr: int, cfg) -> tuple[int, int]:
 class StreamState:
     """Everything one stream needs between pushes (bounded: see ``nbytes``)."""
 
-    def __init__(self, engine: "Engine", stream_id: str, input_sr: int, origin: int = 0):
+    def __init__(self, engine: "Engine", stream_id: str, input_sr: int, origin: int = 0,
+                 skip: int = 0):
         cfg = engine.cfg
         self.stream_id = stream_id
         self.origin = int(origin)  # stream sample index (model rate) of this state's sample 0
         self.input_sr = int(input_sr)
+        # input fed before the first window's (see grid_origin): dropped as it arrives, and
+        # still counted by inputs_read, whose indices start at the first sample fed
+        self.skip = self.skipped = int(skip)
         # a resampled stream joined mid-way (origin > 0) starts at the input grid_origin gave
         self.resampler = None if input_sr == cfg.sr else \
             StreamResampler(input_sr, cfg.sr, start=self.origin)
@@ -102,9 +106,9 @@ class StreamState:
         negative: the zeros before a stream's start)."""
         r = self.resampler
         if r is None:
-            return start, stop
+            return start + self.skipped, stop + self.skipped
         lo, hi = resample_inputs(self.origin + start, self.origin + stop, r.up, r.down)
-        return lo - r.start_input, hi - r.start_input
+        return lo - r.start_input + self.skipped, hi - r.start_input + self.skipped
 
     def remember(self, parts: list, keep: int) -> None:
         """Append model-rate sample blocks, keeping the last ``keep`` samples."""
@@ -138,21 +142,20 @@ class Engine:
         self.streams: dict[str, StreamState] = {}
         self.windows_scored = 0
 
-    def state(self, stream_id: str, input_sr: int, origin: int = 0) -> StreamState:
-        """The stream's state; a new one (or a rate change) starts at stream sample ``origin``."""
+    def state(self, stream_id: str, input_sr: int) -> StreamState:
+        """The stream's state; a new one (or a rate change) starts at stream sample 0."""
         st = self.streams.get(stream_id)
         if st is None or st.input_sr != input_sr:
-            st = self.streams[stream_id] = StreamState(self, stream_id, input_sr, origin)
+            st = self.streams[stream_id] = StreamState(self, stream_id, input_sr)
         return st
 
-    def restart(self, stream_id: str, input_sr: int, sample_index: int = 0) -> int:
-        """Start the stream afresh at its input sample ``sample_index`` (audio before it was
-        lost, or never seen), on the window grid of the whole recording (:func:`grid_origin`);
-        returns the input samples to drop before its first window."""
+    def restart(self, stream_id: str, input_sr: int, sample_index: int = 0) -> StreamState:
+        """Start the stream afresh with the input sample ``sample_index`` next (audio before
+        it was lost, or never seen), on the window grid of the whole recording
+        (:func:`grid_origin`: input before its next window start is dropped as it arrives)."""
         origin, skip = grid_origin(sample_index, input_sr, self.cfg)
-        self.drop(stream_id)
-        self.state(stream_id, input_sr, origin)
-        return skip
+        st = self.streams[stream_id] = StreamState(self, stream_id, input_sr, origin, skip)
+        return st
 
     def push(self, stream_id: str, samples: np.ndarray, input_sr: int | None = None
              ) -> list[Prediction]:
@@ -182,6 +185,9 @@ class Engine:
         for stream_id, samples, sr in chunks:
             st = self.state(stream_id, sr)
             st.last_seen = time.monotonic()
+            if st.skip:
+                dropped = min(st.skip, len(samples))
+                samples, st.skip = samples[dropped:], st.skip - dropped
             x = st.resampler.process(samples) if st.resampler is not None else samples
             owners.append(st)
             frames.append(st.features.take_frames(x))

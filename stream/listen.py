@@ -41,7 +41,7 @@ def run(engine: Engine, source, emit_json: bool = False, stream_id: str = "live"
     stats = ListenStats()
     dashboard = None if emit_json else _Dashboard(engine, stats, source, monitor)
     source.start()
-    expected, skip = 0, 0  # the stream index the next read should start at; input to drop
+    expected = 0  # the stream index the next read should start at
     try:
         if dashboard:
             dashboard.__enter__()
@@ -55,14 +55,9 @@ def run(engine: Engine, source, emit_json: bool = False, stream_id: str = "live"
             index = source.last_index
             if index != expected:  # audio was lost: rejoin the window grid after the gap, so
                 # the clock stays right and no window splices the two sides (drift history kept)
-                skip = engine.restart(stream_id, source.rate, index)
+                engine.restart(stream_id, source.rate, index)
                 stats.resyncs += 1
             expected = index + chunk.size
-            if skip:
-                dropped = min(skip, chunk.size)
-                chunk, skip = chunk[dropped:], skip - dropped
-                if chunk.size == 0:
-                    continue
             stats.audio_seconds += chunk.size / source.rate
             peak = float(np.max(np.abs(chunk)))
             stats.level_db = 20 * np.log10(peak) if peak > 0 else -120.0
