@@ -131,7 +131,7 @@ def cmd_plot(args) -> int:
     from features import FeatureConfig, read_audio
     from features.plot import plot_audio
 
-    cfg = FeatureConfig(sr=args.sr)
+    cfg = FeatureConfig.at_rate(args.sr)
     out = _writable(args.output or os.path.splitext(os.path.basename(args.file))[0] + ".png",
                     "--output")
     y, _ = read_audio(args.file, sr=cfg.sr)
@@ -179,7 +179,8 @@ def cmd_train(args) -> int:
         raise FileNotFoundError("give DATA (a folder of class subfolders or a CSV), "
                                 "or --synthetic")
     ds = load_datasets(data, task=args.task)
-    cfg = FeatureConfig(sr=args.sr, window_seconds=args.window, window_hop_seconds=args.hop)
+    cfg = FeatureConfig.at_rate(args.sr, window_seconds=args.window,
+                                window_hop_seconds=args.hop)
     result = train_model(ds, cfg, opts)
     digest = save_model(result.artifact, args.out)
     with open(search_json, "w") as fh:

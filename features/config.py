@@ -154,3 +154,25 @@ class FeatureConfig:
 
     def replace(self, **changes) -> "FeatureConfig":
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def at_rate(cls, sr: int, **changes) -> "FeatureConfig":
+        """The default analysis at another rate ``sr`` (Hz): the frames keep their durations at
+        16 kHz -- a 25 ms window (``win_length``) in the next power-of-two ``n_fft``, a 10 ms
+        hop -- with the hop rounded to a divisor of the window hop, which frames must tile
+        exactly (the 160-sample hop of 16 kHz divides 0.25 s at no other common rate). At
+        16 kHz this is the default config. ``changes`` are other fields (window seconds...)."""
+        ref = cls()
+        scale = sr / ref.sr
+        win = max(1, int(round(ref.win_length * scale)))
+        n_fft = max(16, 1 << (win - 1).bit_length())
+        hop_seconds = changes.get("window_hop_seconds", ref.window_hop_seconds)
+        window_hop = int(round(hop_seconds * sr))
+        target = ref.hop_length * scale
+        near = [d for d in range(max(1, int(target / 2)), int(target * 2) + 1)
+                if window_hop > 0 and window_hop % d == 0]
+        # none within a factor of two (a prime number of samples): the nearest hop, and the
+        # config's own check says the window hop does not tile
+        hop = min(near, key=lambda d: abs(d - target)) if near else max(1, round(target))
+        return cls(**{"sr": sr, "n_fft": n_fft, "win_length": win, "hop_length": hop,
+                      **changes})

@@ -661,3 +661,47 @@ def test_flat_forest_equals_scikit_learn_on_both_paths(kind):
     want = forest.predict_proba(new) if kind.endswith("classifier") else forest.predict(new)
     for n in (1, flat.WALK_MAX_ROWS, flat.WALK_MAX_ROWS + 1, 200):  # numpy walk, per-tree apply
         np.testing.assert_allclose(flat.predict(new[:n]), want[:n], rtol=0, atol=1e-12)
+
+
+def test_other_analysis_rates_keep_the_frame_durations_and_stream_like_offline(two_class,
+                                                                               tmp_path):
+    """`train --sr` at a rate other than 16 (or 48) kHz used to stop at "window hop must be a
+    multiple of hop_length=160": the STFT was set in samples for 16 kHz. Now the frames keep
+    their 25 ms / 10 ms at any rate, 16 kHz stays exactly the default, and a model trained at
+    22.05 kHz streams (at its rate and resampled from 48 kHz) as it predicts offline."""
+    from features import read_audio, signal_windows
+    from stream.engine import Engine
+
+    assert FeatureConfig.at_rate(16000) == FeatureConfig()
+    for sr in (8000, 11025, 22050, 32000, 44100, 48000):
+        cfg = FeatureConfig.at_rate(sr)
+        assert abs(cfg.hop_length / sr - 0.010) < 0.0005, sr
+        assert abs(cfg.win_length / sr - 0.025) < 0.0001 and cfg.win_length <= cfg.n_fft
+        assert cfg.window_hop_samples % cfg.hop_length == 0
+    model = tmp_path / "m22.joblib"
+    out = run_cli("train", two_class, "--out", model, "--sr", "22050", "--n-iter", 2, "--cv", 3,
+                  "--families", "et", "--no-cache")
+    assert out.returncode == 0, out.stderr
+    art = load_model(model)
+    cfg = art.feature_config
+    assert cfg.sr == 22050 and cfg.hop_length == 212
+    y = np.concatenate([read_audio(two_class / kind / f"{i}.wav", sr=cfg.sr)[0]
+                        for kind in ("tone", "noise") for i in range(2)])
+    for rate in (cfg.sr, 48000):
+        x = y if rate == cfg.sr else read_audio_at(y, cfg.sr, rate)
+        # offline: the recording read at the model's rate, as `predict` reads a 48 kHz file
+        want = art.score(signal_windows(read_audio_at(x, rate, cfg.sr), cfg)[1])
+        chunk = rate // 10
+        engine = Engine(art)
+        preds = engine.push_many([("s", x[i:i + chunk], rate) for i in range(0, len(x), chunk)])
+        preds += engine.flush("s")
+        got = np.array([[p.probs[c] for c in art.labels] for p in preds])
+        assert got.shape == want.shape, rate
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    plot = run_cli("plot", two_class / "tone" / "0.wav", "--sr", "8000", "-o", tmp_path / "p.png")
+    assert plot.returncode == 0, plot.stderr
+
+
+def read_audio_at(y, sr, rate):
+    from features.audio import resample
+    return y if rate == sr else resample(y, sr, rate).astype(np.float32)
