@@ -109,10 +109,24 @@ def _print_error(message: str) -> None:
 
 # ---------------------------------------------------------------------------- look at audio
 def cmd_info(args) -> int:
-    from features import AudioError, audio_info, level_dbfs, read_audio
+    from collections import Counter
 
-    failed = 0
+    from features import AudioError, audio_info, level_dbfs, read_audio
+    from train.dataset import AUDIO_EXTENSIONS, audio_files
+
+    failed, files = 0, []
     for path in args.files:
+        if os.path.isdir(path):  # a folder (of class subfolders...): every audio file in it
+            found = sorted(audio_files(path))
+            if not found:
+                print(f"audioclf: error: {path}: no audio files ({', '.join(AUDIO_EXTENSIONS)})",
+                      file=sys.stderr)
+                failed += 1
+            files += found
+        else:
+            files.append(path)
+    rates, channels, seconds = Counter(), Counter(), 0.0
+    for path in files:
         try:
             info = audio_info(path)
             y, _ = read_audio(path, sr=None)
@@ -124,6 +138,13 @@ def cmd_info(args) -> int:
         print(f"{path}: {info.format}/{info.subtype}, {info.sample_rate} Hz, "
               f"{info.channels} ch, {info.duration:.3f} s, peak {peak:.1f} dBFS, "
               f"RMS {rms:.1f} dBFS")
+        rates[info.sample_rate] += 1
+        channels[info.channels] += 1
+        seconds += info.duration
+    if len(files) > 1:
+        print(f"{sum(rates.values())} files ({failed} unreadable), {seconds:.1f} s in all; "
+              + ", ".join(f"{r} Hz x{n}" for r, n in sorted(rates.items())) + "; "
+              + ", ".join(f"{c} ch x{n}" for c, n in sorted(channels.items())))
     return 1 if failed else 0
 
 
@@ -575,7 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     s = sub.add_parser("info", help="format, rate, channels, duration, peak/RMS dBFS of files")
-    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("files", nargs="+", metavar="FILE|FOLDER",
+                   help="audio files, or folders: every audio file in them, and a summary")
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("plot", help="waveform above a log-mel spectrogram, as PNG")

@@ -184,6 +184,29 @@ def test_cli_info_and_bad_file_give_one_line_no_traceback(tmp_path):
     assert len(err_lines) == 1 and str(bad) in err_lines[0]
 
 
+def test_cli_info_on_a_folder_lists_its_audio_files_and_sums_them_up(tmp_path):
+    data = tmp_path / "data"
+    (data / "dog").mkdir(parents=True)
+    (data / "cat").mkdir()
+    sf.write(data / "dog" / "a.wav", tone(SR, seconds=1.0), SR)
+    sf.write(data / "cat" / "b.flac", tone(44100, seconds=0.5, channels=2), 44100)
+    (data / "cat" / "notes.txt").write_text("not audio, not listed")
+    (data / "cat" / "c.wav").write_text("nope")
+    out = subprocess.run([sys.executable, "-m", "audioclf", "info", str(data)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1  # c.wav is unreadable, and says so
+    listed = [line.split(":")[0] for line in out.stdout.splitlines()[:-1]]
+    assert listed == [str(data / "cat" / "b.flac"), str(data / "dog" / "a.wav")]
+    assert out.stdout.splitlines()[-1] == ("2 files (1 unreadable), 1.5 s in all; 16000 Hz x1, "
+                                           "44100 Hz x1; 1 ch x1, 2 ch x1")
+    assert out.stderr.count("\n") == 1 and "c.wav" in out.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = subprocess.run([sys.executable, "-m", "audioclf", "info", str(empty)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and f"{empty}: no audio files" in out.stderr
+
+
 def test_damaged_mp3s_print_only_our_line(tmp_path):
     """libmpg123 writes notes to descriptor 2 on a damaged MP3 ("Note: Trying to resync...",
     "Warning: Xing stream size off..."); a truncated file is one error line, a file with a gap

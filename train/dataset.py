@@ -116,7 +116,7 @@ def _from_folders(root: str) -> Dataset:
         raise DataError(f"{root}: no class subfolders (expected {root}/<class>/<file>.wav)")
     items, empty = [], []
     for cls in classes:
-        files = sorted(_audio_files(os.path.join(root, cls)))
+        files = sorted(audio_files(os.path.join(root, cls)))
         if not files:
             empty.append(cls)
         items += [Item(path=f, label=cls) for f in files]
@@ -125,7 +125,8 @@ def _from_folders(root: str) -> Dataset:
     return Dataset(items=items, task="classify", source=root, labels=classes)
 
 
-def _audio_files(folder: str):
+def audio_files(folder: str):
+    """Paths of the audio files (by extension) anywhere under ``folder``."""
     for dirpath, _, names in os.walk(folder):
         for n in names:
             if n.lower().endswith(AUDIO_EXTENSIONS):
