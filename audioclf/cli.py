@@ -119,8 +119,7 @@ def cmd_info(args) -> int:
         if os.path.isdir(path):  # a folder (of class subfolders...): every audio file in it
             found = sorted(audio_files(path))
             if not found:
-                print(f"audioclf: error: {path}: no audio files ({', '.join(AUDIO_EXTENSIONS)})",
-                      file=sys.stderr)
+                _print_error(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
                 failed += 1
             files += found
         else:

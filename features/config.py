@@ -170,7 +170,7 @@ class FeatureConfig:
         window_hop = int(round(hop_seconds * sr))
         target = ref.hop_length * scale
         near = [d for d in range(max(1, int(target / 2)), int(target * 2) + 1)
-                if window_hop > 0 and window_hop % d == 0]
+                if window_hop % d == 0] if window_hop > 0 else []
         # none within a factor of two (a prime number of samples): the nearest hop, and the
         # config's own check says the window hop does not tile
         hop = min(near, key=lambda d: abs(d - target)) if near else max(1, round(target))
