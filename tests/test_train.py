@@ -291,7 +291,7 @@ def test_evaluating_training_files_is_flagged_by_their_content(two_class, tmp_pa
                   "--families", "et", "--no-cache")
     assert out.returncode == 0, out.stderr
     assert "same content" not in out.stdout + out.stderr
-    ev = run_cli("evaluate", model, two_class)
+    ev = run_cli("evaluate", model, two_class, "--png", tmp_path / "c0.png")  # not in the cwd
     assert ev.returncode == 0, ev.stderr
     assert "12 of 12 files were in this model's training data" in ev.stdout
 
