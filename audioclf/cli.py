@@ -48,13 +48,11 @@ def _thresholds(text: str) -> dict:
     """``name=number[,name=number...]`` (the names are checked where they are used)."""
     out = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
-        name, eq, value = part.partition("=")
+        name, _, value = part.partition("=")
         try:
-            out[name.strip()] = float(value)
+            out[name.strip()] = float(value)  # no "=": float("") fails too
         except ValueError:
             raise argparse.ArgumentTypeError(f"{part!r} is not name=number") from None
-        if not eq:
-            raise argparse.ArgumentTypeError(f"{part!r} is not name=number")
     return out
 
 

@@ -28,7 +28,7 @@ class ListenStats:
         return {"duration_s": round(time.monotonic() - self.started, 2),
                 "audio_s": round(self.audio_seconds, 2), "predictions": self.predictions,
                 "overruns": source.overruns, "input_overflows": source.input_overflows,
-                "lost_s": round(getattr(source, "lost_samples", 0) / source.rate, 3),
+                "lost_s": round(source.lost_samples / source.rate, 3),
                 "resyncs": self.resyncs,
                 "latency_ms_p50": round(float(np.percentile(lat, 50)), 3),
                 "latency_ms_p99": round(float(np.percentile(lat, 99)), 3)}
@@ -127,7 +127,7 @@ class _Dashboard:
         level = max(-60.0, min(0.0, s.level_db))
         meter = f"[yellow]{'▮' * int((level + 60) / 2):<30}[/] {s.level_db:6.1f} dBFS"
         lat = np.array(s.latencies) if s.latencies else np.zeros(1)
-        lost = getattr(self.source, "lost_samples", 0) / self.source.rate
+        lost = self.source.lost_samples / self.source.rate
         counters = (f"windows {s.predictions}   overruns {self.source.overruns}   "
                     f"input overflows {self.source.input_overflows}"
                     + (f" ({lost:.2f} s lost, {s.resyncs} resyncs)" if s.resyncs else "")
