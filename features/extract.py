@@ -208,9 +208,11 @@ def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.float32)
 
 
-# windows per vectorised pass: above ~128 the float64 temporaries (~50 KB per window) outgrow
-# the caches and a window costs 1.6x as much (70 -> 113 us at 180 windows)
-VECTOR_BATCH = 128
+# windows per vectorised pass. A pass's float64 temporaries take ~50 KB per window, and above
+# ~110 windows they outgrow glibc's kept free heap (audioclf/memory.py) at some sizes, which
+# are then page-faulted in again every pass: 128 cost 87-94 us a window, 32-112 cost 46-49
+# (some sizes from 116 on as much as 128); 64 sits in the middle of the flat range
+VECTOR_BATCH = 64
 
 
 def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
