@@ -75,12 +75,10 @@ def encode_audio(stream_id: str, samples: np.ndarray, sample_rate: int, seq: int
 
 def decode_audio(key: bytes | None, value: bytes | None, headers) -> AudioChunk:
     """Validate and decode one audio message; raises :class:`BadMessage`."""
-    h = {}
-    for k, v in headers or []:
-        try:
-            h[k] = v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
-        except UnicodeDecodeError:
-            raise BadMessage("bad-header", f"header {k!r} is not UTF-8") from None
+    try:  # the common case in one pass (this runs for every message)
+        h = {k: v.decode() for k, v in headers or ()}
+    except (UnicodeDecodeError, AttributeError):  # say which header; None values as text
+        h = _header_texts(headers)
     if not key:
         raise BadMessage("missing-key", "no stream id in the message key")
     try:
@@ -117,10 +115,12 @@ def decode_audio(key: bytes | None, value: bytes | None, headers) -> AudioChunk:
         raw = np.frombuffer(value, dtype=code)
         if channels > 1:
             x = raw.reshape(-1, channels).mean(axis=1, dtype=np.float32)
+            if scale != 1.0:
+                x *= np.float32(1.0 / scale)  # a power of two: exact, as dividing
+        elif scale != 1.0:  # converted and scaled in one pass (the same numbers)
+            x = np.multiply(raw, np.float32(1.0 / scale), dtype=np.float32)
         else:
-            x = raw.astype(np.float32)
-        if scale != 1.0:
-            x *= np.float32(1.0 / scale)  # a power of two: exact, as dividing
+            x = raw.copy()  # its own memory, not the message's read-only bytes
     else:
         raise BadMessage("unknown-content-type", f"content-type {ctype!r}")
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
@@ -130,8 +130,19 @@ def decode_audio(key: bytes | None, value: bytes | None, headers) -> AudioChunk:
     if ctype == "audio/wav" or dtype == "float32":  # integers are always finite
         if not np.isfinite(x).all():
             raise BadMessage("non-finite", "NaN or infinite samples")
-    return AudioChunk(stream_id, np.ascontiguousarray(x, dtype=np.float32), rate, seq, ts,
-                      sample_index)
+    if ctype == "audio/wav":  # a channel column or a mean: contiguous float32 for the engine
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    return AudioChunk(stream_id, x, rate, seq, ts, sample_index)
+
+
+def _header_texts(headers) -> dict:
+    h = {}
+    for k, v in headers or ():
+        try:
+            h[k] = v.decode() if isinstance(v, (bytes, bytearray)) else str(v)
+        except UnicodeDecodeError:
+            raise BadMessage("bad-header", f"header {k!r} is not UTF-8") from None
+    return h
 
 
 def _decode_wav(value: bytes):

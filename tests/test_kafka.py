@@ -317,6 +317,14 @@ def test_wire_roundtrip_and_rejections():
         chunk = decode_audio(key, value, headers)
         assert chunk.stream_id == "s" and chunk.seq == 3 and chunk.sample_index == 99
         np.testing.assert_allclose(chunk.samples, y, atol=1 / 32768)
+        code, scale = {"int16": ("<i2", 32768), "int32": ("<i4", 2 ** 31), "float32": ("<f4", 1)}[dtype]
+        np.testing.assert_array_equal(chunk.samples, np.frombuffer(value, code) / scale)
+        assert chunk.samples.dtype == np.float32 and chunk.samples.flags.c_contiguous
+        assert chunk.samples.flags.writeable  # its own memory, not the message's bytes
+    # a header that is not text is named; a header without a value (Kafka allows it) is ignored
+    with pytest.raises(BadMessage, match="header 'note' is not UTF-8"):
+        decode_audio(key, value, headers + [("note", b"\xff\xfe")])
+    assert decode_audio(key, value, headers + [("note", None)]).seq == 3
     stereo = np.stack([y, -0.5 * y], axis=1)
     for dtype in ("int16", "int32", "float32"):  # channels are averaged
         chunk = decode_audio(*encode_audio("s", stereo, SR, 4, dtype=dtype))
