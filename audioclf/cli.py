@@ -196,7 +196,7 @@ def cmd_train(args) -> int:
     if not data:
         raise FileNotFoundError("give DATA (a folder of class subfolders or a CSV), "
                                 "or --synthetic")
-    ds = load_datasets(data, task=args.task)
+    ds = load_datasets(data, task=args.task, group_by=args.group_by)
     cfg = FeatureConfig.at_rate(args.sr, window_seconds=args.window,
                                 window_hop_seconds=args.hop)
     result = train_model(ds, cfg, opts)
@@ -207,7 +207,7 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({"model": args.out, "digest": digest, "metrics": _jsonable(m),
                           "skipped": [r for _, r in result.skipped],
-                          "warnings": result.warnings}))
+                          "warnings": result.warnings, "cv_groups": result.cv_groups}))
         return 0
     for _, reason in result.skipped:
         console.print(f"[yellow]skipped[/] {reason}")
@@ -215,7 +215,8 @@ def cmd_train(args) -> int:
         console.print(f"[yellow]warning[/] {warning}")
     _print_search(console, result.search[:10])
     console.print(f"{ds.task}: {result.n_train_files} training files, {result.n_test_files} test "
-                  f"files, {len(result.skipped)} skipped, {result.cache_hits} feature cache hits")
+                  f"files, {len(result.skipped)} skipped, {result.cache_hits} feature cache hits; "
+                  f"cross-validation groups: {result.cv_groups}")
     _print_metrics(console, "validation (grouped CV, per file)", m["validation"], ds.task)
     if "test" in m:
         _print_metrics(console, "test split (per file)", m["test"], ds.task)
@@ -617,6 +618,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-iter", type=int, default=12,
                    help="settings tried by the search (successive halving, default 12)")
     s.add_argument("--cv", type=int, default=4, help="grouped CV folds (default 4)")
+    s.add_argument("--group-by", metavar="REGEX",
+                   help="take each file's CV group (speaker, source) from its path relative to "
+                        "DATA: the first (...) group of REGEX, else the whole match; e.g. "
+                        "'^[^/]+/([^_]+)_' for DATA/<class>/<speaker>_<n>.wav. Default: the "
+                        "CSV's group column, else one group per file")
     s.add_argument("--families", default="rf,et", help="forest families: rf, et or rf,et")
     s.add_argument("--jobs", type=_n_jobs, default=-1,
                    help="parallel workers (default all cores)")

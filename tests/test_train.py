@@ -137,6 +137,47 @@ def test_regression_path_snr(tmp_path):
                                res.artifact.score(np.zeros((1, len(again.feature_names)))))
 
 
+def test_group_by_takes_speakers_from_file_names(tmp_path):
+    """A class-folder tree names its speakers only in file names: --group-by takes them from
+    there, the folds keep each speaker on one side, and the summary says what was grouped."""
+    rng = np.random.default_rng(6)
+    for kind in ("tone", "noise"):
+        (tmp_path / "data" / kind / "sub").mkdir(parents=True)
+        for spk in ("ann", "bob", "cy"):
+            for i in range(3):
+                folder = tmp_path / "data" / kind / ("sub" if i == 2 else "")
+                write_wav(folder / f"{spk}_{i}.wav", synth_clip(kind, rng, seconds=1.0), 16000)
+    pattern = r"([a-z]+)_\d+\.wav$"
+    ds = load_dataset(tmp_path / "data", group_by=pattern)
+    assert ds.has_groups and sorted({it.group for it in ds.items}) == ["ann", "bob", "cy"]
+    groups = np.array([it.group for it in ds.items])
+    y = np.array([it.label for it in ds.items])
+    for tr, va in cv_splits("classify", y, groups, None, 3, 0):
+        assert not set(groups[tr]) & set(groups[va])
+    # a CSV's own group column is replaced; paths are matched relative to the CSV's folder
+    manifest = _manifest(tmp_path / "data" / "m.csv",
+                         [{"path": f"{it.label}/{os.path.basename(it.path)}",
+                           "label": it.label, "group": "one"}
+                          for it in ds.items if "sub" not in it.path])
+    assert {it.group for it in load_dataset(manifest, group_by=r"^\w+/([a-z]+)_")
+            .items} == {"ann", "bob", "cy"}
+    # the whole match when the pattern has no (...) group
+    assert {it.group for it in load_dataset(tmp_path / "data", group_by="ann|bob|cy")
+            .items} == {"ann", "bob", "cy"}
+    with pytest.raises(DataError, match=r"--group-by 'bob' finds no group in 12 of 18 file "
+                                        r"paths \(e\.g\. noise/ann_0\.wav\)"):
+        load_dataset(tmp_path / "data", group_by="bob")
+    with pytest.raises(DataError, match="is not a regular expression"):
+        load_datasets([tmp_path / "data"], group_by="([a-z]")
+    out = run_cli("train", tmp_path / "data", "--out", tmp_path / "m.joblib", "--n-iter", "2",
+                  "--cv", "3", "--families", "et", "--no-cache", "--json", "--group-by", pattern)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["cv_groups"] == "3 groups in 3 folds"
+    out = run_cli("train", tmp_path / "data", "--out", tmp_path / "m.joblib", "--n-iter", "2",
+                  "--cv", "3", "--families", "et", "--no-cache", "--json")
+    assert json.loads(out.stdout)["cv_groups"].startswith("one per file (18) in 3 folds")
+
+
 def small_artifact(tmp_path):
     ds = load_dataset(tmp_path / "two")
     return train_model(ds, FeatureConfig(), FAST).artifact

@@ -45,8 +45,13 @@ class Dataset:
         return [it for it in self.items if (it.split or "train") == split]
 
 
-def load_dataset(data, task: str | None = None, require_labels: bool = True) -> Dataset:
-    """Read a folder-per-class tree or a CSV manifest; validate it for ``task``."""
+def load_dataset(data, task: str | None = None, require_labels: bool = True,
+                 group_by: str | None = None) -> Dataset:
+    """Read a folder-per-class tree or a CSV manifest; validate it for ``task``.
+
+    ``group_by``: a regular expression that takes each file's group (speaker, source
+    recording...) from its path -- see :func:`groups_from_paths`.
+    """
     data = os.fspath(data)
     if not os.path.exists(data):
         raise DataError(f"{data}: no such file or folder")
@@ -56,6 +61,9 @@ def load_dataset(data, task: str | None = None, require_labels: bool = True) -> 
         ds = _from_csv(data, task)
     else:
         raise DataError(f"{data}: expected a folder of class subfolders or a .csv manifest")
+    if group_by is not None:
+        root = data if os.path.isdir(data) else os.path.dirname(os.path.abspath(data))
+        groups_from_paths(ds, root, group_by)
     if task and task != ds.task:
         if task == "regress" and ds.task == "classify" and ds.source.endswith(".csv"):
             raise DataError(f"{data}: --task regress needs a numeric 'target' column")
@@ -67,7 +75,36 @@ def load_dataset(data, task: str | None = None, require_labels: bool = True) -> 
     return ds
 
 
-def load_datasets(sources, task: str | None = None, require_labels: bool = True) -> Dataset:
+def groups_from_paths(ds: Dataset, root: str, pattern: str) -> None:
+    """Set every item's group from its path relative to ``root`` ('/'-separated, e.g.
+    ``dog/george_0.wav``): the first capture group of ``pattern``'s first match, or the whole
+    match if it has no group. A class-folder tree has no other way to say which files share a
+    speaker or source; a CSV's ``group`` column is replaced. Raises :class:`DataError` for a
+    pattern that is not a regular expression or a file it does not match."""
+    import re
+
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise DataError(f"--group-by {pattern!r} is not a regular expression: {exc}") from None
+    unmatched = []
+    for it in ds.items:
+        rel = os.path.relpath(os.path.abspath(it.path), os.path.abspath(root))
+        m = rx.search(rel.replace(os.sep, "/"))
+        group = (m.group(1) if rx.groups else m.group(0)) if m else None
+        if not group:
+            unmatched.append(rel)
+        it.group = group
+    if unmatched:
+        raise DataError(f"{ds.source}: --group-by {pattern!r} finds no group in "
+                        f"{len(unmatched)} of {len(ds.items)} file paths (e.g. {unmatched[0]}); "
+                        "it is searched in each path relative to the data folder, and its first "
+                        "(...) group, or else the whole match, is the group")
+    ds.has_groups = True
+
+
+def load_datasets(sources, task: str | None = None, require_labels: bool = True,
+                  group_by: str | None = None) -> Dataset:
     """Several folders/CSVs as one dataset -- e.g. the original recordings and a capture folder
     whose labels were filled in (``audioclf train DATA drifted/manifest.csv``).
 
@@ -76,7 +113,8 @@ def load_datasets(sources, task: str | None = None, require_labels: bool = True)
     splits), items without a split are training data. Folds must be given by all sources or
     none, and a file may be listed only once.
     """
-    parts = [load_dataset(s, task=task, require_labels=False) for s in sources]
+    parts = [load_dataset(s, task=task, require_labels=False, group_by=group_by)
+             for s in sources]
     if not parts:
         raise DataError("no DATA given (a folder of class subfolders or a CSV)")
     first = parts[0]

@@ -77,6 +77,7 @@ class TrainResult:
     n_test_files: int = 0
     cache_hits: int = 0
     warnings: list = field(default_factory=list)  # one line each, for the user
+    cv_groups: str = ""  # what the cross-validation folds keep apart, for the user
 
 
 def _forest(task: str, family: str, seed: int):
@@ -289,6 +290,13 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     folds = (np.array([items[o].fold if items[o].fold is not None else -1 for o in own_tr])
              if ds.has_folds else None)
     splits = cv_splits(ds.task, y_tr, groups, folds, opts.cv, opts.seed, ds.source)
+    if folds is not None:
+        cv_groups = f"{len(splits)} folds from the fold column"
+    elif ds.has_groups:
+        cv_groups = f"{len(np.unique(groups))} groups in {len(splits)} folds"
+    else:  # say so: files of one speaker or source on both sides make validation optimistic
+        cv_groups = (f"one per file ({len(np.unique(groups))}) in {len(splits)} folds: no group "
+                     "column or --group-by")
     warnings = []
     if ds.task == "classify":
         unseen = sorted({c for tr, va in splits for c in set(y_tr[va]) - set(y_tr[tr])})
@@ -344,7 +352,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     art.training_files = content_ids([win.sha256[o] for o in train_files.tolist()])
     return TrainResult(artifact=art, search=rows, skipped=win.skipped,
                        n_train_files=len(train_files), n_test_files=len(test_files),
-                       cache_hits=win.cache_hits, warnings=warnings)
+                       cache_hits=win.cache_hits, warnings=warnings, cv_groups=cv_groups)
 
 
 def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
