@@ -208,7 +208,7 @@ class Engine:
 
     def flush(self, stream_id: str) -> list[Prediction]:
         """End of a stream: the resampler's last samples, and a stream shorter than one window
-        still gets one (zero-padded)."""
+        still gets one (zero-padded; it ends where the audio does, as in offline prediction)."""
         st = self.streams.get(stream_id)
         if st is None:
             return []
@@ -219,7 +219,11 @@ class Engine:
             if st.audio is not None:
                 st.remember([tail], len(tail) + self.cfg.window_samples)
             ready += [(st, s, v) for s, v in st.features.push(tail)]
-        return self._score(ready + [(st, s, v) for s, v in st.features.flush()], t0)
+        audio_end = (st.origin + st.features.samples_seen) / self.cfg.sr
+        preds = self._score(ready + [(st, s, v) for s, v in st.features.flush()], t0)
+        for p in preds:
+            p.end = min(p.end, audio_end)
+        return preds
 
     def drop(self, stream_id: str) -> None:
         self.streams.pop(stream_id, None)

@@ -177,6 +177,31 @@ def test_engine_at_other_rates_equals_offline_predict(rate):
     assert labels[2] == "siren" and labels[-2] == "noise"
 
 
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_a_window_ends_where_the_audio_does(tmp_path, rate):
+    """A clip shorter than one window is scored zero-padded: offline prediction and a stream's
+    end (flush) both report the window as ending with the audio, not the padding; a longer
+    clip's windows keep their full length."""
+    from train.predict import predict_file
+
+    art = load_model(default_model_path())
+    cfg = art.feature_config
+    rng = np.random.default_rng(12)
+    for seconds in (0.3, 2.0):
+        y = synth_clip("tone", rng, seconds=seconds)[:: 16000 // rate]
+        write_wav(tmp_path / "clip.wav", y, rate)
+        offline = predict_file(art, tmp_path / "clip.wav")["windows"]
+        eng = Engine(art)
+        streamed = eng.push("s", y, rate) + eng.flush("s")
+        assert [w.start for w in offline] == [p.start for p in streamed]
+        ends = [w.end for w in offline]
+        assert ends == pytest.approx([p.end for p in streamed], abs=1e-9)
+        if seconds < cfg.window_seconds:
+            assert ends == [pytest.approx(len(y) / rate, abs=1e-3)]
+        else:
+            assert ends == pytest.approx([w.start + cfg.window_seconds for w in offline])
+
+
 # ---------------------------------------------------------------------------- real device
 def listen_while_playing(env, wav, rate, seconds, model=None, settle=1.0):
     cmd = [sys.executable, "-m", "audioclf", "listen", "--json", "--no-drift", "--device",

@@ -20,8 +20,13 @@ class WindowPrediction:
     probs: dict | None = None  # class -> probability (classification), smoothed as the label
 
 
-def window_timeline(art: ModelArtifact, scores: np.ndarray, starts, smooth: int = 1):
-    """Turn window scores into WindowPrediction rows (causal smoothing over ``smooth`` windows)."""
+def window_timeline(art: ModelArtifact, scores: np.ndarray, starts, smooth: int = 1,
+                    duration: float | None = None):
+    """Turn window scores into WindowPrediction rows (causal smoothing over ``smooth`` windows).
+
+    ``duration`` (seconds): where the audio ends. A clip shorter than a window is scored
+    zero-padded, and its window ends with the audio, not with the padding.
+    """
     cfg = art.feature_config
     sm = Smoother(smooth)
     out = []
@@ -29,6 +34,8 @@ def window_timeline(art: ModelArtifact, scores: np.ndarray, starts, smooth: int 
         s = sm.update(s)
         t0 = start / cfg.sr
         t1 = t0 + cfg.window_samples / cfg.sr
+        if duration is not None:
+            t1 = min(t1, duration)
         if art.is_classifier:
             k = int(np.argmax(s))
             out.append(WindowPrediction(t0, t1, art.labels[k], float(s[k]), None,
@@ -44,7 +51,7 @@ def predict_file(art: ModelArtifact, path, smooth: int = 1) -> dict:
     y, _ = read_audio(path, sr=cfg.sr)
     starts, X = signal_windows(y, cfg)
     scores = art.score(X)
-    timeline = window_timeline(art, scores, starts, smooth)
+    timeline = window_timeline(art, scores, starts, smooth, duration=len(y) / cfg.sr)
     mean = scores.mean(axis=0)
     if art.is_classifier:
         k = int(np.argmax(mean))
