@@ -285,20 +285,28 @@ def cmd_evaluate(args) -> int:
     items = [it for ds in parts for it in (ds.subset("test") if ds.has_split else ds.items)]
     data_name = " + ".join(args.data)
     data_title = " + ".join(os.path.basename(os.path.normpath(d)) for d in args.data)
+    unknown = {}  # label -> files: a class the model cannot predict is left out, and said so
+    if art.is_classifier:
+        for it in items:
+            if it.label not in art.labels:
+                unknown[it.label] = unknown.get(it.label, 0) + 1
+        items = [it for it in items if it.label in art.labels]
+        if not items:
+            raise UsageError(f"{data_name}: no file has a label the model knows (its classes: "
+                             f"{', '.join(art.labels)}; the data's: {', '.join(sorted(unknown))})")
     win = extract_windows([it.path for it in items], art.feature_config, n_jobs=args.jobs,
                           cache_dir=None if args.no_cache else "", progress=not args.json)
     if win.X.shape[0] == 0:
         raise FileNotFoundError(f"{data_name}: no readable audio to evaluate")
     if art.is_classifier:
         truth = np.array([it.label for it in items], dtype=object)
-        unknown = sorted(set(truth[np.unique(win.owner)]) - set(art.labels))
-        if unknown:
-            raise UsageError(f"{data_name}: labels the model does not know: {', '.join(unknown)}")
     else:
         truth = np.array([it.target for it in items], dtype=float)
     scores = art.score(win.X)
     m = evaluate_scores(art.task, art.labels, scores, win.owner, truth)
     m["skipped"] = [r for _, r in win.skipped]
+    if art.is_classifier:
+        m["unknown_labels"] = unknown  # files per label the model does not know (not scored)
     # a folder evaluated with the model trained on it measures fit, not new audio
     seen = art.trained_on(content_ids(win.sha256.values()))
     m["seen_in_training"] = None if seen is None else int(seen.sum())
@@ -315,6 +323,9 @@ def cmd_evaluate(args) -> int:
     console = _console()
     for reason in m["skipped"]:
         console.print(f"[yellow]skipped[/] {reason}")
+    for label, n in sorted(unknown.items()):
+        console.print(f"[yellow]not scored[/] {n} file(s) labelled {label}: a class the model "
+                      f"does not know (its classes: {', '.join(art.labels)})")
     if m["seen_in_training"]:
         console.print(f"[yellow]warning[/] {m['seen_in_training']} of {len(win.sha256)} files "
                       "were in this model's training data: these figures measure how well it "

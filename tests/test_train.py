@@ -323,6 +323,36 @@ def test_several_sources_train_and_evaluate_together(two_class, tmp_path):
     assert m["n"] == 24 and m["per_class"]["siren"]["support"] == 6
 
 
+def test_evaluate_leaves_out_classes_the_model_does_not_know_and_says_so(two_class, tmp_path):
+    """New recordings often bring a class the model never learned: the known ones are scored,
+    the others are counted by label (not scored: the model cannot predict them)."""
+    model = tmp_path / "m.joblib"
+    save_model(small_artifact(tmp_path), model)
+    rng = np.random.default_rng(9)
+    for kind, n in (("tone", 3), ("noise", 2), ("siren", 2), ("chord", 1)):
+        (tmp_path / "new" / kind).mkdir(parents=True)
+        for i in range(n):
+            write_wav(tmp_path / "new" / kind / f"{i}.wav", synth_clip(kind, rng, seconds=1.0),
+                      16000)
+    ev = run_cli("evaluate", model, tmp_path / "new", "--json", "--png", tmp_path / "c.png")
+    assert ev.returncode == 0, ev.stderr
+    m = json.loads(ev.stdout)
+    assert m["n"] == 5 and m["unknown_labels"] == {"siren": 2, "chord": 1}
+    assert {c: m["per_class"][c]["support"] for c in ("noise", "tone")} == {"noise": 2, "tone": 3}
+    ev = run_cli("evaluate", model, tmp_path / "new", "--png", tmp_path / "c.png")
+    assert ev.returncode == 0, ev.stderr
+    assert "not scored 2 file(s) labelled siren: a class the model does not know (its " \
+           "classes: noise, tone)" in " ".join(ev.stdout.split())
+    for kind in ("tone", "noise"):
+        for f in (tmp_path / "new" / kind).iterdir():
+            f.unlink()
+        (tmp_path / "new" / kind).rmdir()
+    ev = run_cli("evaluate", model, tmp_path / "new")
+    assert ev.returncode != 0 and ev.stderr.count("\n") == 1, ev.stderr
+    assert "no file has a label the model knows (its classes: noise, tone; the data's: chord, " \
+           "siren)" in ev.stderr
+
+
 def test_evaluating_training_files_is_flagged_by_their_content(two_class, tmp_path):
     """`train DATA` then `evaluate DATA` (a folder has no test split) scores the files the model
     was fitted on; evaluate says so, by file content (a renamed copy counts), and says nothing
