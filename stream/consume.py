@@ -77,6 +77,14 @@ class StreamTrack:
                 return offset
         return None
 
+    @property
+    def nbytes(self) -> int:
+        """Approximate memory of this bookkeeping: the deques and what they hold (a history
+        entry is a tuple of three ints, an untimed digest one 64-bit int)."""
+        return (sys.getsizeof(self) + sys.getsizeof(self.__dict__) + sys.getsizeof(self.history)
+                + 148 * len(self.history)
+                + sys.getsizeof(self.untimed) + 36 * len(self.untimed))
+
     def contributing(self, start: int, end: int) -> tuple[int, int] | None:
         offs = [o for o, s, e in self.history if e > start and s < end]
         return (offs[0], offs[-1]) if offs else None
@@ -567,6 +575,7 @@ class ConsumeService:
                 "resyncs": s.resyncs, "partition_moves": s.partition_moves,
                 "lag": lag,
                 "state_bytes": sum(st.nbytes for st in self.engine.streams.values())
+                + sum(track.nbytes for track in self.tracks.values())
                 + (self.monitor.nbytes if self.monitor is not None else 0),
                 "drift": self.monitor.state() if self.monitor is not None else None}
 

@@ -341,6 +341,31 @@ def test_wire_roundtrip_and_rejections():
         decode_audio(key, value, headers)
 
 
+def test_a_streams_kafka_bookkeeping_counts_in_its_state_bytes():
+    """`state_bytes` (the status line, the bench's per-stream figure) includes each stream's
+    Kafka bookkeeping -- its message history and untimed-chunk digests -- close to what the
+    allocator really holds for them."""
+    import tracemalloc
+
+    from stream.consume import StreamTrack, _sample_digest
+
+    chunk = np.ones(1600, np.float32)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    tracks = []
+    for k in range(100):
+        t = StreamTrack(tp=None, rate=SR)
+        for i in range(20):
+            t.history.append((10 ** 9 + i, 1600 * i + 10 ** 6, 1600 * (i + 1) + 10 ** 6))
+        for i in range(64):
+            t.untimed.append(_sample_digest(10 ** 7 + 1600 * i, chunk))
+        tracks.append(t)
+    held = sum(d.size_diff for d in tracemalloc.take_snapshot().compare_to(before, "filename"))
+    tracemalloc.stop()
+    assert tracks[0].nbytes == pytest.approx(held / 100, rel=0.2)
+    assert tracks[0].nbytes > StreamTrack(tp=None, rate=SR).nbytes + 5000
+
+
 def test_streams_scored_exactly_as_offline(bootstrap):
     topic, out = uid("audio"), uid("pred")
     create_topic(bootstrap, topic, 3)
