@@ -104,6 +104,8 @@ class _Dashboard:
 
     def __exit__(self, *exc):
         self.live.__exit__(*exc)
+        if not self.live.console.is_terminal:  # rich ends its last render with a newline on
+            self.live.console.line()  # a terminal only; a log or pipe got the next line glued
 
     def refresh(self):
         self.live.update(self._render())

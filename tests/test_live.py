@@ -415,6 +415,15 @@ def test_ctrl_c_stops_cleanly_with_summary():
     assert summary["audio_s"] < 10 and "Traceback" not in err
 
 
+def test_the_dashboard_written_to_a_file_ends_its_last_line():
+    """Without a terminal the dashboard is drawn once, at the end: its last line must end, or
+    whatever comes next in the log (the summary on stderr, with 2>&1) is glued to it."""
+    out = subprocess.run([sys.executable, "-m", "audioclf", "listen", "--demo", "--seconds",
+                          "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "counters" in out.stdout and out.stdout.endswith("\n")
+
+
 def test_every_window_of_a_long_push_keeps_its_audio_for_capture():
     """A Kafka poll batch can hold seconds of one stream (a consumer catching up): every window
     it completes carries its samples for drift capture, not only the last few (the engine used
