@@ -746,7 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("drift-report", help="per-feature drift of captures or files vs training")
     s.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    s.add_argument("sources", nargs="+", metavar="CAPTURE_DIR|FILE")
+    s.add_argument("sources", nargs="+", metavar="CAPTURE_DIR|FOLDER|FILE",
+                   help="a capture folder (listen/consume --capture-dir), a folder of "
+                        "recordings (every audio file under it) or audio files")
     s.add_argument("--png", help="plot path (default: MODEL stem + .drift.png)")
     s.add_argument("--top", type=_count, default=15)
     s.add_argument("--json", action="store_true")

@@ -47,6 +47,18 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64",
+                    ".rf64", ".caf")
+
+
+def audio_files(folder: str):
+    """Paths of the audio files (by extension, ``AUDIO_EXTENSIONS``) anywhere under ``folder``."""
+    for dirpath, _, names in os.walk(folder):
+        for n in names:
+            if n.lower().endswith(AUDIO_EXTENSIONS):
+                yield os.path.join(dirpath, n)
+
+
 def check_sample_rate(sr, source="audio") -> int:
     """Return ``sr`` as int if it is a plausible audio rate, else raise :class:`AudioError`."""
     try:

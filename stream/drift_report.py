@@ -8,12 +8,14 @@ import numpy as np
 
 from audioclf.artifact import ModelArtifact
 from features import AudioError, read_audio, signal_windows
+from features.audio import AUDIO_EXTENSIONS, audio_files
 
 from .drift import DriftThresholds, evaluate_window
 
 
 def collect_vectors(art: ModelArtifact, sources: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Vectors from a capture folder (its saved .npy) and/or audio files; plus skipped notes."""
+    """Vectors from capture folders (their saved .npy), folders of recordings (every audio file
+    under them) and audio files; plus skipped notes."""
     vectors, skipped = [], []
     for src in sources:
         manifest = os.path.join(src, "manifest.csv") if os.path.isdir(src) else None
@@ -25,14 +27,19 @@ def collect_vectors(art: ModelArtifact, sources: list[str]) -> tuple[np.ndarray,
                     except (OSError, ValueError, KeyError) as exc:
                         skipped.append(f"{src}/{row.get('features')}: {exc}")
             continue
+        files = [src]
         if os.path.isdir(src):
-            raise FileNotFoundError(f"{src}: no manifest.csv (not a capture folder)")
-        try:
-            y, _ = read_audio(src, sr=art.feature_config.sr)
-        except AudioError as exc:
-            skipped.append(str(exc))
-            continue
-        vectors.append(signal_windows(y, art.feature_config)[1])
+            files = sorted(audio_files(src))
+            if not files:
+                raise FileNotFoundError(f"{src}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
+                                        "and no manifest.csv (a capture folder)")
+        for path in files:
+            try:
+                y, _ = read_audio(path, sr=art.feature_config.sr)
+            except AudioError as exc:
+                skipped.append(str(exc))
+                continue
+            vectors.append(signal_windows(y, art.feature_config)[1])
     if not vectors:
         why = "; ".join(skipped[:3]) + (f"; {len(skipped) - 3} more" if len(skipped) > 3 else "")
         raise FileNotFoundError(f"no windows to compare: {why or 'no readable files or captures'}")

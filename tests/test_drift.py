@@ -369,6 +369,28 @@ def test_listen_captures_and_drift_report(art, tmp_path):
     assert rep["level"] != DRIFT
 
 
+def test_drift_report_takes_a_folder_of_recordings(tmp_path):
+    """Not only capture folders: a folder of new recordings (nested, any format) is compared
+    as the list of its audio files would be; a folder with neither is one line."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "new" / "day2").mkdir(parents=True)
+    write_wav(tmp_path / "new" / "a.wav", clean_audio(803, 20.0), SR)
+    write_wav(tmp_path / "new" / "day2" / "b.flac",
+              np.clip(SHIFTS["noise_0dB"](clean_audio(804, 20.0), rng), -1, 1), SR)
+    (tmp_path / "new" / "notes.txt").write_text("not audio")
+    by_folder = run_cli("drift-report", "default", tmp_path / "new", "--json",
+                        "--png", tmp_path / "f.png")
+    assert by_folder.returncode == 0, by_folder.stderr
+    by_files = run_cli("drift-report", "default", tmp_path / "new" / "a.wav",
+                       tmp_path / "new" / "day2" / "b.flac", "--json", "--png", tmp_path / "g.png")
+    got, want = json.loads(by_folder.stdout), json.loads(by_files.stdout)
+    assert got["n"] == want["n"] == 2 * 77 and got["features"] == want["features"]
+    (tmp_path / "empty").mkdir()
+    out = run_cli("drift-report", "default", tmp_path / "empty")
+    assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
+    assert "empty: no audio files (.wav" in out.stderr and "no manifest.csv" in out.stderr
+
+
 def test_drift_thresholds_can_be_set_from_the_command_line(tmp_path):
     """The audio that drifts at the defaults (above) stays OK with thresholds it cannot reach,
     and a bad setting is one line naming what is wrong."""

@@ -12,8 +12,8 @@ import math
 import os
 from dataclasses import dataclass, field
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64",
-                    ".rf64", ".caf")
+from features.audio import AUDIO_EXTENSIONS, audio_files  # noqa: F401 -- re-exported
+
 
 
 class DataError(ValueError):
@@ -161,14 +161,6 @@ def _from_folders(root: str) -> Dataset:
     if empty:
         raise DataError(f"{root}: class folder(s) with no audio files: {', '.join(empty)}")
     return Dataset(items=items, task="classify", source=root, labels=classes)
-
-
-def audio_files(folder: str):
-    """Paths of the audio files (by extension) anywhere under ``folder``."""
-    for dirpath, _, names in os.walk(folder):
-        for n in names:
-            if n.lower().endswith(AUDIO_EXTENSIONS):
-                yield os.path.join(dirpath, n)
 
 
 def _from_csv(path: str, task: str | None) -> Dataset:
