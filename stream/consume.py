@@ -574,7 +574,7 @@ class ConsumeService:
                 "rewinds": s.rewinds, "evicted": s.evicted, "rate_changes": s.rate_changes,
                 "resyncs": s.resyncs, "partition_moves": s.partition_moves,
                 "lag": lag,
-                "state_bytes": sum(st.nbytes for st in self.engine.streams.values())
+                "state_bytes": self.engine.state_bytes
                 + sum(track.nbytes for track in self.tracks.values())
                 + (self.monitor.nbytes if self.monitor is not None else 0),
                 "drift": self.monitor.state() if self.monitor is not None else None}

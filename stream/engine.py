@@ -228,6 +228,11 @@ class Engine:
     def drop(self, stream_id: str) -> None:
         self.streams.pop(stream_id, None)
 
+    @property
+    def state_bytes(self) -> int:
+        """Memory held for all streams (see ``StreamState.nbytes``)."""
+        return sum(st.nbytes for st in self.streams.values())
+
     def _score(self, ready, t0) -> list[Prediction]:
         if not ready:
             return []
