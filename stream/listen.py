@@ -122,10 +122,15 @@ class _Dashboard:
             for label, prob in sorted(p.probs.items(), key=lambda kv: -kv[1])[:5]:
                 bar = "█" * int(prob * 30)
                 table.add_row(f"{label:>14}", f"[green]{bar:<30}[/]", f"{prob:5.2f}")
-        elif p is not None:
-            table.add_row("value", f"{p.value:.4g}")
-        winner = Text(f"{p.label}  ({p.probability:.2f})" if p and p.label else "…",
-                      style="bold cyan")
+        art = self.engine.art
+        unit = f" {art.target_unit}" if art.target_unit else ""
+        if art.is_classifier:
+            winner = Text(f"{p.label}  ({p.probability:.2f})" if p else "…", style="bold cyan")
+            title = "prediction (smoothed winner)"
+        else:  # regression: the smoothed value, in the target's unit
+            name = art.target_name or "value"
+            winner = Text(f"{name} {p.value:.4g}{unit}" if p else "…", style="bold cyan")
+            title = "prediction (smoothed value)"
         level = max(-60.0, min(0.0, s.level_db))
         meter = f"[yellow]{'▮' * int((level + 60) / 2):<30}[/] {s.level_db:6.1f} dBFS"
         lat = np.array(s.latencies) if s.latencies else np.zeros(1)
@@ -135,9 +140,9 @@ class _Dashboard:
                     + (f" ({lost:.2f} s lost, {s.resyncs} resyncs)" if s.resyncs else "")
                     + f"   latency p50 {np.percentile(lat, 50):.2f} ms  "
                     f"p99 {np.percentile(lat, 99):.2f} ms")
-        history = "  ".join(f"{h.start:6.2f}s {h.label or round(h.value, 3)}"
+        history = "  ".join(f"{h.start:6.2f}s {h.label or f'{h.value:.4g}{unit}'}"
                             for h in list(s.history)[-6:])
-        parts = [Panel(Group(winner, table), title="prediction (smoothed winner)"),
+        parts = [Panel(Group(winner, table) if table.row_count else winner, title=title),
                  Panel(meter, title="input level"), Panel(history or "…", title="recent"),
                  Panel(counters, title="counters")]
         if self.monitor is not None:

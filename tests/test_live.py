@@ -424,6 +424,40 @@ def test_the_dashboard_written_to_a_file_ends_its_last_line():
     assert "counters" in out.stdout and out.stdout.endswith("\n")
 
 
+def test_the_dashboard_shows_a_regression_models_value_in_its_unit(tmp_path):
+    """A regression model has no winning class: the dashboard shows the smoothed value with
+    the target's name and unit (it said 'smoothed winner' over an empty line)."""
+    import csv
+
+    from audioclf.artifact import save_model
+    from features import FeatureConfig
+    from train.dataset import load_dataset
+    from train.fit import TrainOptions, train_model
+
+    rng = np.random.default_rng(13)
+    rows = []
+    for i in range(12):
+        f = 300.0 + 150 * i
+        tone = 0.3 * np.sin(2 * np.pi * f * np.arange(16000) / 16000)
+        write_wav(tmp_path / f"t{i}.wav", tone + 0.01 * rng.standard_normal(16000), 16000)
+        rows.append({"path": f"t{i}.wav", "target": f, "group": f"g{i % 3}"})
+    with open(tmp_path / "m.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    res = train_model(load_dataset(tmp_path / "m.csv"), FeatureConfig(),
+                      TrainOptions(n_iter=2, cv=3, n_jobs=1, cache_dir=None, progress=False,
+                                   families=("et",), target_unit="Hz"))
+    save_model(res.artifact, tmp_path / "r.joblib")
+    out = subprocess.run([sys.executable, "-m", "audioclf", "listen", "--file",
+                          str(tmp_path / "t3.wav"), "--model", str(tmp_path / "r.joblib"),
+                          "--fast"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "prediction (smoothed value)" in out.stdout and "winner" not in out.stdout
+    import re
+    assert re.search(r"target \d+(\.\d+)? Hz", out.stdout), out.stdout
+
+
 def test_every_window_of_a_long_push_keeps_its_audio_for_capture():
     """A Kafka poll batch can hold seconds of one stream (a consumer catching up): every window
     it completes carries its samples for drift capture, not only the last few (the engine used
