@@ -139,9 +139,12 @@ def cmd_info(args) -> int:
         channels[info.channels] += 1
         seconds += info.duration
     if len(files) > 1:
-        print(f"{sum(rates.values())} files ({failed} unreadable), {seconds:.1f} s in all; "
-              + ", ".join(f"{r} Hz x{n}" for r, n in sorted(rates.items())) + "; "
-              + ", ".join(f"{c} ch x{n}" for c, n in sorted(channels.items())))
+        readable = sum(rates.values())
+        print("; ".join([f"{len(files)} files ({len(files) - readable} unreadable), "
+                         f"{seconds:.1f} s in all"]
+                        + ([", ".join(f"{r} Hz x{n}" for r, n in sorted(rates.items())),
+                            ", ".join(f"{c} ch x{n}" for c, n in sorted(channels.items()))]
+                           if readable else [])))
     return 1 if failed else 0
 
 

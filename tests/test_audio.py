@@ -197,9 +197,12 @@ def test_cli_info_on_a_folder_lists_its_audio_files_and_sums_them_up(tmp_path):
     assert out.returncode == 1  # c.wav is unreadable, and says so
     listed = [line.split(":")[0] for line in out.stdout.splitlines()[:-1]]
     assert listed == [str(data / "cat" / "b.flac"), str(data / "dog" / "a.wav")]
-    assert out.stdout.splitlines()[-1] == ("2 files (1 unreadable), 1.5 s in all; 16000 Hz x1, "
+    assert out.stdout.splitlines()[-1] == ("3 files (1 unreadable), 1.5 s in all; 16000 Hz x1, "
                                            "44100 Hz x1; 1 ch x1, 2 ch x1")
     assert out.stderr.count("\n") == 1 and "c.wav" in out.stderr
+    out = subprocess.run([sys.executable, "-m", "audioclf", "info", str(data / "cat" / "c.wav"),
+                          str(data / "cat" / "c.wav")], capture_output=True, text=True)
+    assert out.returncode == 1 and out.stdout == "2 files (2 unreadable), 0.0 s in all\n"
     empty = tmp_path / "empty"
     empty.mkdir()
     out = subprocess.run([sys.executable, "-m", "audioclf", "info", str(empty)],
