@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from features.audio import AUDIO_EXTENSIONS, audio_files  # noqa: F401 -- re-exported
 
 
-
 class DataError(ValueError):
     """A dataset that cannot be trained on; the message says which and why, in one line."""
 
