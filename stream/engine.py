@@ -7,6 +7,7 @@ one model call.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -251,7 +252,10 @@ class Engine:
                 events = st.hysteresis.update(smoothed, t_start, t_end)
                 pred = Prediction(st.stream_id, st.windows, t_start, t_end, labels[k],
                                   float(smoothed[k]), dict(zip(labels, map(float, s))), None,
-                                  float(level), latency, vec, list(events))
+                                  float(level), latency, vec,
+                                  # as they stand at this window: the stream's later windows
+                                  # close an event, and this prediction may be sent after them
+                                  events=[dataclasses.replace(e) for e in events])
             else:
                 pred = Prediction(st.stream_id, st.windows, t_start, t_end, None, None, None,
                                   float(smoothed), float(level), latency, vec)

@@ -458,6 +458,22 @@ def test_the_dashboard_shows_a_regression_models_value_in_its_unit(tmp_path):
     assert re.search(r"target \d+(\.\d+)? Hz", out.stdout), out.stdout
 
 
+def test_a_predictions_label_events_are_as_they_stood_at_its_window():
+    """A label's onset is reported by the window that starts it, with no offset yet; a later
+    window ends it. `consume` sends a batch's predictions after scoring the next batch, so the
+    onset's message must not pick up the offset a later window set."""
+    art = load_model(default_model_path())
+    rng = np.random.default_rng(14)
+    y = np.concatenate([synth_clip("tone", rng, seconds=3.0), synth_clip("noise", rng, seconds=3.0)])
+    preds = Engine(art).push("s", y)
+    onsets = [(p, e) for p in preds for e in p.events if e.label == "tone" and e.offset is None]
+    assert onsets, [(p.label, p.events) for p in preds]
+    ended = [e for p in preds for e in p.events if e.label == "tone" and e.offset is not None]
+    assert ended  # the noise ended it, in a later window's events
+    for p, _ in onsets:
+        assert [e["offset"] for e in p.to_json()["events"] if e["label"] == "tone"] == [None]
+
+
 def test_every_window_of_a_long_push_keeps_its_audio_for_capture():
     """A Kafka poll batch can hold seconds of one stream (a consumer catching up): every window
     it completes carries its samples for drift capture, not only the last few (the engine used
