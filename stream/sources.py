@@ -30,20 +30,33 @@ class MicSource:
         self._stream = None
         self._scratch = np.zeros(16384, dtype=np.float32)
         self._next_adc = None  # capture time the next block should start at (PortAudio's clock)
+        # a reopened stream's capture clock may start anywhere: the time lost while the device
+        # was away is measured on this clock instead, from the last block to the first new one
+        self._clock = time.monotonic
+        self._wall_end = None  # when the last block arrived
+        self._resume_wall = None  # set by _reopen: when the old stream's last block arrived
 
     def _callback(self, indata, frames, time_info, status):
         adc = getattr(time_info, "inputBufferAdcTime", 0.0) or 0.0
+        now = self._clock()
+        lost = 0
         if status.input_overflow:
             self.input_overflows += 1
+        if self._resume_wall is not None:  # the first block after a reopen
+            # arrival times share the delivery latency, so it cancels: this block began about
+            # frames/rate before it arrived, the old stream's last one ended when it arrived
+            lost = int(round((now - frames / self.rate - self._resume_wall) * self.rate))
+            self._resume_wall = None
+        elif status.input_overflow and adc > 0 and self._next_adc is not None:
             # PortAudio flags an overflow without saying how much was lost; the capture time
             # of this block against where the last one ended does (where the host API gives
             # capture times: 0 means it does not), so the stream clock can skip the gap
-            if adc > 0 and self._next_adc is not None:
-                lost = int(round((adc - self._next_adc) * self.rate))
-                if MIN_GAP_SECONDS * self.rate <= lost <= MAX_GAP_SECONDS * self.rate:
-                    self.lost_samples += lost
-                    self.ring.mark_gap(lost)
+            lost = int(round((adc - self._next_adc) * self.rate))
+        if MIN_GAP_SECONDS * self.rate <= lost <= MAX_GAP_SECONDS * self.rate:
+            self.lost_samples += lost
+            self.ring.mark_gap(lost)
         self._next_adc = adc + frames / self.rate if adc > 0 else None
+        self._wall_end = now
         if self.channels == 1:
             self.ring.write(indata[:, 0])
         else:
@@ -84,6 +97,7 @@ class MicSource:
                 self._stream.close()
             except Exception:  # noqa: BLE001
                 pass
+            self._resume_wall = self._wall_end  # no callback of the old stream after close
             time.sleep(0.5 * attempt)
             try:
                 self.start()

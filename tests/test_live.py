@@ -293,8 +293,67 @@ def _offline_mic(rate, ring_seconds=20.0):
     src = MicSource.__new__(MicSource)
     src.rate, src.channels, src.input_overflows, src.lost_samples = rate, 1, 0, 0
     src.ring, src._next_adc, src._stream = RingBuffer(int(ring_seconds * rate)), None, None
+    src.retries, src.reopens = 3, 0
+    src._clock, src._wall_end, src._resume_wall = time.monotonic, None, None
     src.start = src.stop = lambda: None
     return src
+
+
+def test_audio_lost_while_the_device_is_reopened_keeps_its_place_on_the_clock():
+    """Mocked device loss: the stream stops after 2.0 s and the device comes back 0.7 s later,
+    its capture clock starting afresh (so capture times cannot say what was lost). The gap is
+    measured from the blocks' arrival times instead, and `listen` rejoins the window grid
+    there: later windows keep their stream times and equal offline prediction."""
+    from features import signal_windows
+    from stream.listen import run
+    from train.synthetic import random_soundtrack
+
+    art = load_model(default_model_path())
+    sr = art.feature_config.sr
+    y = random_soundtrack(12, 6.0, sr)
+    block = sr // 10
+    src = _offline_mic(sr)
+    arrival = []
+    src._clock = lambda: arrival[-1]
+    for k in range(20):  # 0-2.0 s, each block arriving 3 ms after its end
+        arrival.append(50.0 + (k + 1) / 10 + 0.003)
+        src._callback(y[k * block:(k + 1) * block, None], block, _Time(700.0 + k / 10),
+                      _Status(False))
+
+    class _Stopped:
+        active = False
+
+        def close(self):
+            pass
+
+    src._stream = _Stopped()
+    src._reopen()  # the device came back (start() is a no-op here)
+    assert src.reopens == 1
+    for k in range(27, len(y) // block):  # 2.0-2.7 s never arrive; a new capture clock
+        arrival.append(50.0 + (k + 1) / 10 + 0.003)
+        src._callback(y[k * block:(k + 1) * block, None], block, _Time(3.0 + k / 10),
+                      _Status(False))
+    assert src.input_overflows == 0 and src.lost_samples == 7 * block
+    # the estimate is as good as the arrival times: 1 ms more delivery latency, 1 ms more lost
+    late = _offline_mic(sr)
+    late._clock = lambda: arrival[-1]
+    arrival.append(10.1 + 0.003)
+    late._callback(y[:block, None], block, _Time(1.0), _Status(False))
+    late._stream = _Stopped()
+    late._reopen()
+    arrival.append(10.9 + 0.004)
+    late._callback(y[:block, None], block, _Time(0.5), _Status(False))
+    assert late.lost_samples == 7 * block + sr // 1000
+    out = __import__("io").StringIO()
+    summary = run(Engine(art), src, emit_json=True, max_seconds=1.5, out=out)
+    assert summary["resyncs"] == 1 and summary["lost_s"] == 0.7
+    got = [json.loads(line) for line in out.getvalue().splitlines()]
+    starts, X = signal_windows(y, art.feature_config)
+    want = [(s / sr, p) for s, p in zip(starts, art.score(X))
+            if (s + art.feature_config.window_samples) / sr <= 2.0 or s / sr >= 2.75]
+    assert [g["start"] for g in got] == [round(t, 4) for t, _ in want]
+    for g, (_, p) in zip(got, want):
+        assert max(abs(g["probs"][c] - v) for c, v in zip(art.labels, p)) < 1e-3, g["start"]
 
 
 def test_an_overflow_gap_is_measured_from_capture_times_and_the_clock_skips_it():
@@ -360,14 +419,10 @@ def test_audio_after_a_gap_shorter_than_the_way_to_the_grid_is_dropped_quietly()
 def test_input_overflow_flags_are_counted():
     # Mocked: a hardware overflow cannot be provoked through PulseAudio (it buffers instead), so
     # the callback is handed the status flag PortAudio would set.
-    from stream.sources import MicSource
-
     class Status:
         input_overflow = True
 
-    src = MicSource.__new__(MicSource)
-    src.channels, src.input_overflows = 1, 0
-    src.ring = RingBuffer(100)
+    src = _offline_mic(16000)
     src._callback(np.ones((10, 1), np.float32), 10, None, Status())
     assert src.input_overflows == 1 and src.ring.available == 10
 
