@@ -110,7 +110,7 @@ def cmd_info(args) -> int:
     from collections import Counter
 
     from features import AudioError, audio_info, level_dbfs, read_audio
-    from train.dataset import AUDIO_EXTENSIONS, audio_files
+    from features.audio import AUDIO_EXTENSIONS, audio_files
 
     failed, files = 0, []
     for path in args.files:

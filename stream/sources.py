@@ -21,7 +21,13 @@ class MicSource:
 
     def __init__(self, device=None, samplerate: int | None = None, channels: int = 1,
                  blocksize: int = 0, ring_seconds: float = 10.0, retries: int = 3):
-        self.device, self.rate = resolve_input(device, samplerate, channels)
+        device, rate = resolve_input(device, samplerate, channels)
+        self._setup(device, rate, channels, blocksize, ring_seconds, retries)
+
+    def _setup(self, device, rate: int, channels: int, blocksize: int, ring_seconds: float,
+               retries: int) -> None:
+        """The capture state for a resolved device (tests without hardware call this alone)."""
+        self.device, self.rate = device, rate
         self.channels, self.blocksize, self.retries = channels, blocksize, retries
         self.ring = RingBuffer(int(ring_seconds * self.rate))
         self.input_overflows = 0

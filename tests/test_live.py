@@ -5,6 +5,7 @@ ALSA by PortAudio) and play WAVs into it while `audioclf listen --json` records.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -291,10 +292,7 @@ def _offline_mic(rate, ring_seconds=20.0):
     from stream.sources import MicSource
 
     src = MicSource.__new__(MicSource)
-    src.rate, src.channels, src.input_overflows, src.lost_samples = rate, 1, 0, 0
-    src.ring, src._next_adc, src._stream = RingBuffer(int(ring_seconds * rate)), None, None
-    src.retries, src.reopens = 3, 0
-    src._clock, src._wall_end, src._resume_wall = time.monotonic, None, None
+    src._setup(None, rate, 1, 0, ring_seconds, 3)  # MicSource's own state, with no device
     src.start = src.stop = lambda: None
     return src
 
@@ -509,7 +507,6 @@ def test_the_dashboard_shows_a_regression_models_value_in_its_unit(tmp_path):
                           "--fast"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "prediction (smoothed value)" in out.stdout and "winner" not in out.stdout
-    import re
     assert re.search(r"target \d+(\.\d+)? Hz", out.stdout), out.stdout
 
 

@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from features.audio import AUDIO_EXTENSIONS, audio_files  # noqa: F401 -- re-exported
+from features.audio import audio_files
 
 
 class DataError(ValueError):
