@@ -101,27 +101,39 @@ def _os_error_line(exc: OSError) -> str:
     return f"{exc.filename2 or exc.filename}: {exc.strerror or exc}"
 
 
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _print_error(message: str) -> None:
     print(f"audioclf: error: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- look at audio
+def _audio_inputs(paths) -> tuple[list, int]:
+    """Files named on the command line, a folder (of class subfolders...) standing for every
+    audio file under it; and how many folders held none (each reported in one line)."""
+    from features.audio import AUDIO_EXTENSIONS, audio_files
+
+    files, empty = [], 0
+    for path in paths:
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        found = sorted(audio_files(path))
+        if not found:
+            _print_error(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            empty += 1
+        files += found
+    return files, empty
+
+
 def cmd_info(args) -> int:
     from collections import Counter
 
     from features import AudioError, audio_info, level_dbfs, read_audio
-    from features.audio import AUDIO_EXTENSIONS, audio_files
 
-    failed, files = 0, []
-    for path in args.files:
-        if os.path.isdir(path):  # a folder (of class subfolders...): every audio file in it
-            found = sorted(audio_files(path))
-            if not found:
-                _print_error(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-                failed += 1
-            files += found
-        else:
-            files.append(path)
+    files, failed = _audio_inputs(args.files)
     rates, channels, seconds = Counter(), Counter(), 0.0
     for path in files:
         try:
@@ -148,17 +160,41 @@ def cmd_info(args) -> int:
     return 1 if failed else 0
 
 
+def _plot_outputs(files: list, output: str | None, several: bool) -> list:
+    """Where each file's PNG goes. One file: ``output`` or FILE's stem.png here. Several (or
+    a folder): into the folder ``output`` (default: here), named by each file's path below the
+    files' common folder, so that a/x.wav and b/x.wav do not overwrite each other."""
+    if not several:
+        return [_writable(output or os.path.splitext(os.path.basename(files[0]))[0] + ".png",
+                          "--output")]
+    folder = output or "."
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"--output {folder}: is a file; with several inputs give a folder")
+    _writable(os.path.join(folder, "x.png"), "--output")
+    dirs = [os.path.dirname(os.path.abspath(f)) for f in files]
+    common = os.path.commonpath(dirs) if dirs else "."
+    return [os.path.join(folder, os.path.splitext(os.path.relpath(os.path.abspath(f), common))[0]
+                         + ".png") for f in files]
+
+
 def cmd_plot(args) -> int:
-    from features import FeatureConfig, read_audio
+    from features import AudioError, FeatureConfig, read_audio
     from features.plot import plot_audio
 
     cfg = FeatureConfig.at_rate(args.sr)
-    out = _writable(args.output or os.path.splitext(os.path.basename(args.file))[0] + ".png",
-                    "--output")
-    y, _ = read_audio(args.file, sr=cfg.sr)
-    plot_audio(y, cfg, out, title=os.path.basename(args.file))
-    print(out)
-    return 0
+    files, failed = _audio_inputs(args.files)
+    several = len(args.files) > 1 or os.path.isdir(args.files[0])
+    for path, out in zip(files, _plot_outputs(files, args.output, several) if files else []):
+        try:
+            y, _ = read_audio(path, sr=cfg.sr)
+        except AudioError as exc:  # the other files are still plotted
+            _print_error(exc)
+            failed += 1
+            continue
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+        plot_audio(y, cfg, out, title=os.path.basename(path))
+        print(out)
+    return 1 if failed else 0
 
 
 # ---------------------------------------------------------------------------- train / evaluate
@@ -360,12 +396,19 @@ def cmd_predict(args) -> int:
     from features import AudioError
     from train.predict import predict_file
 
+    from features.audio import AUDIO_EXTENSIONS
+
+    files = list(args.files)
+    if args.model and args.model.lower().endswith(AUDIO_EXTENSIONS):
+        # `predict a.wav b.wav`: argparse gives the optional MODEL the first file
+        files.insert(0, args.model)
+        args.model = None
     art = model_from_arg(args.model)
     failed = 0
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:
         writer.writerow(["file", "start", "end", "label", "probability", "value"])
-    for path in args.files:
+    for path in files:
         try:
             res = predict_file(art, path, smooth=args.smooth)
         except AudioError as exc:
@@ -384,7 +427,7 @@ def cmd_predict(args) -> int:
             summ = res["summary"]
             head = (f"{summ['label']} ({summ['probability']:.2f})" if art.is_classifier
                     else f"{summ['value']:.4g} {art.target_unit or ''}")
-            print(f"{path}: {head}  [{res['duration']:.2f} s, {len(res['windows'])} windows]")
+            print(f"{path}: {head}  [{res['duration']:.2f} s, {_plural(len(res['windows']), 'window')}]")
             for w in res["windows"]:
                 what = f"{w.label:<14} {w.probability:.2f}" if art.is_classifier else f"{w.value:.4g}"
                 print(f"  {w.start:7.2f}-{w.end:7.2f} s  {what}")
@@ -613,8 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("plot", help="waveform above a log-mel spectrogram, as PNG")
-    s.add_argument("file", metavar="FILE")
-    s.add_argument("-o", "--output", metavar="PNG", help="output path (default: FILE's stem.png)")
+    s.add_argument("files", nargs="+", metavar="FILE|FOLDER",
+                   help="audio files, or folders: every audio file in them")
+    s.add_argument("-o", "--output", metavar="PNG|FOLDER",
+                   help="one file: the PNG (default: FILE's stem.png); several or a folder: "
+                        "the folder to write them in, named by their paths (default: here)")
     s.add_argument("--sr", type=int, default=16_000, help="analysis rate in Hz (default 16000)")
     s.set_defaults(func=cmd_plot)
 
@@ -683,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--demo", action="store_true",
                      help="stream a generated demo soundtrack (no microphone needed)")
     s.add_argument("--rate", type=_count, help="device sample rate (default: the device's)")
-    s.add_argument("--channels", type=_count, default=1)
+    s.add_argument("--channels", type=_count, default=1,
+                   help="device channels to open (mixed to mono; default 1)")
     s.add_argument("--window", type=_positive, help="must match the model's window (seconds)")
     s.add_argument("--hop", type=_positive, help="must match the model's hop (seconds)")
     s.add_argument("--smooth", type=_count, default=1, help="moving average over N windows")
@@ -698,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-port", type=_port, help="serve Prometheus /metrics on this port")
     s.set_defaults(func=cmd_listen)
 
-    from stream.kafka_io import add_connection_args, env
+    from stream.kafka_io import add_connection_args, env, env_flag
 
     s = sub.add_parser("consume", help="classify audio from Kafka topics as a consumer group")
     add_connection_args(s)
@@ -720,13 +767,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between offset commits of acknowledged predictions; 0: after "
                         "every batch. Longer: fewer broker writes, more re-read after a crash "
                         "(env AUDIOCLF_COMMIT_INTERVAL)")
-    s.add_argument("--status-every", type=_positive, default=5.0)
-    s.add_argument("--seconds", type=_positive, help="stop after this many seconds")
-    s.add_argument("--no-drift", action="store_true")
+    s.add_argument("--status-every", type=_positive, default=env("status_every", "5"),
+                   help="seconds between status lines/panel updates (env AUDIOCLF_STATUS_EVERY)")
+    s.add_argument("--seconds", type=_positive, default=env("seconds"),
+                   help="stop after this many seconds (env AUDIOCLF_SECONDS)")
+    s.add_argument("--no-drift", action="store_true", default=env_flag("no_drift"),
+                   help="no drift monitor (env AUDIOCLF_NO_DRIFT=1)")
     s.add_argument("--drift-thresholds", type=_thresholds, metavar="NAME=X[,NAME=X]",
                    default=env("drift_thresholds"),
                    help=DRIFT_THRESHOLDS_HELP + " (env AUDIOCLF_DRIFT_THRESHOLDS)")
-    s.add_argument("--capture-dir", default=env("capture_dir"))
+    s.add_argument("--capture-dir", default=env("capture_dir"),
+                   help="save drifted windows here for retraining (env AUDIOCLF_CAPTURE_DIR)")
     s.add_argument("--metrics-port", type=_port, default=env("metrics_port"),
                    help="serve Prometheus /metrics on this port (env AUDIOCLF_METRICS_PORT)")
     s.set_defaults(func=cmd_consume)
@@ -735,14 +786,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_args(s)
     s.add_argument("files", nargs="*", metavar="FILE")
     s.add_argument("--mic", action="store_true", help="publish the microphone instead")
-    s.add_argument("--device")
-    s.add_argument("--rate", type=_count)
+    s.add_argument("--device", help="--mic: input device index or name")
+    s.add_argument("--rate", type=_count,
+                   help="--mic: device sample rate (default: the device's); files are sent "
+                        "at the first file's rate")
     s.add_argument("--seconds", type=_positive, help="--mic: stop after this long")
-    s.add_argument("--topic", default=env("topic", "audio"))
-    s.add_argument("--stream-id", required=True)
+    s.add_argument("--topic", default=env("topic", "audio"),
+                   help="audio topic (default: audio; env AUDIOCLF_TOPIC)")
+    s.add_argument("--stream-id", required=True,
+                   help="the messages' key: one device or recording, kept in order")
     # consumers dead-letter chunks over stream.wire.MAX_CHUNK_SECONDS
-    s.add_argument("--chunk-ms", type=_chunk_ms, default=100.0)
-    s.add_argument("--dtype", choices=["int16", "int32", "float32"], default="int16")
+    s.add_argument("--chunk-ms", type=_chunk_ms, default=100.0,
+                   help="audio per message in milliseconds (default 100)")
+    s.add_argument("--dtype", choices=["int16", "int32", "float32"], default="int16",
+                   help="PCM sample type on the wire (default int16)")
     s.add_argument("--wav", action="store_true", help="send WAV-encoded chunks")
     s.add_argument("--realtime", action="store_true", help="pace chunks at real time")
     s.set_defaults(func=cmd_produce)
@@ -769,7 +826,11 @@ _REGISTRARS: list = []  # filled by the command modules below, in help order
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except _user_errors() as exc:  # e.g. an AUDIOCLF_* default that means nothing
+        _print_error(exc)
+        return 2
     args = parser.parse_args(argv)
     from .memory import keep_freed_memory
 

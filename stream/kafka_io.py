@@ -20,6 +20,17 @@ def env(name: str, default=None):
     return os.environ.get(ENV + name.upper(), default)
 
 
+def env_flag(name: str) -> bool:
+    """An on/off ``AUDIOCLF_*`` variable: 1/true/yes/on or 0/false/no/off (or unset)."""
+    value = env(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise KafkaSetupError(f"{ENV}{name.upper()}={env(name)!r}: need 1/true/yes/on or "
+                          "0/false/no/off")
+
+
 def add_connection_args(parser) -> None:
     parser.add_argument("--bootstrap", default=env("bootstrap"),
                         help="HOST:PORT[,HOST:PORT] (env AUDIOCLF_BOOTSTRAP)")

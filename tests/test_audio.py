@@ -261,6 +261,34 @@ def test_plot_writes_labelled_png(tmp_path):
     assert any(y == "power (dB)" for _, y in labels)  # the colour bar
 
 
+def test_plot_takes_several_files_and_folders(tmp_path):
+    """`plot FOLDER`: one PNG per audio file under it, named by its path (same-named files in
+    two class folders do not overwrite each other); a bad file is one line and the others are
+    still drawn."""
+    import matplotlib.image as mpimg
+
+    for sub, ext in (("dog", "wav"), ("cat", "flac")):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+        sf.write(tmp_path / "data" / sub / f"0.{ext}", tone(22050, seconds=0.5), 22050)
+    (tmp_path / "data" / "cat" / "1.wav").write_bytes(b"RIFF not really")
+    out = subprocess.run([sys.executable, "-m", "audioclf", "plot", str(tmp_path / "data"),
+                          "-o", str(tmp_path / "png")], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and "1.wav" in out.stderr and "Traceback" not in out.stderr
+    written = sorted(p.relative_to(tmp_path / "png").as_posix()
+                     for p in (tmp_path / "png").rglob("*.png"))
+    assert written == ["cat/0.png", "dog/0.png"]
+    assert out.stdout.split() == [str(tmp_path / "png" / w) for w in ("cat/0.png", "dog/0.png")]
+    assert mpimg.imread(tmp_path / "png" / "dog" / "0.png").std() > 0.05
+    # several inputs need a folder to write in, not one PNG's name
+    refused = subprocess.run([sys.executable, "-m", "audioclf", "plot",
+                              str(tmp_path / "data" / "dog" / "0.wav"),
+                              str(tmp_path / "data" / "cat" / "0.flac"), "-o",
+                              str(tmp_path / "png" / "dog" / "0.png")],
+                             capture_output=True, text=True)
+    assert refused.returncode == 1 and "give a folder" in refused.stderr
+
+
 def test_plot_spectrogram_lines_up_with_the_waveform():
     """A 0.5-0.7 s tone burst in silence: the spectrogram's power is centred at 0.6 s (each
     frame drawn at its centre, not its start, which put it 11 ms early)."""

@@ -84,6 +84,21 @@ def test_listen_file_equals_predict(tmp_path):
         assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
 
 
+def test_predict_several_files_without_a_model_uses_the_shipped_one(tmp_path):
+    """MODEL is optional, so argparse handed it the first of several files, which was then
+    refused as an unchecked model."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for kind in ("siren", "noise"):
+        paths.append(tmp_path / f"{kind}.flac")
+        write_wav(paths[-1], synth_clip(kind, rng, seconds=1.5), 16000)
+    out = run_cli("predict", *paths, "--json")
+    assert out.returncode == 0, out.stderr
+    got = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["file"] for r in got] == [str(p) for p in paths]
+    assert got == [json.loads(run_cli("predict", "default", p, "--json").stdout) for p in paths]
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_allocator_tuning_is_applied_once_and_can_be_turned_off():
     """The engine keeps freed heap in the process (glibc): half the frame-analysis cost was
