@@ -681,8 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--group-by", metavar="REGEX",
                    help="take each file's CV group (speaker, source) from its path relative to "
                         "DATA: the first (...) group of REGEX, else the whole match; e.g. "
-                        "'^[^/]+/([^_]+)_' for DATA/<class>/<speaker>_<n>.wav. Default: the "
-                        "CSV's group column, else one group per file")
+                        "'^[^/]+/([^_]+)_' for DATA/<class>/<speaker>_<n>.wav. Beside a CSV with a "
+                        "group column (a capture manifest) it groups only the other sources. "
+                        "Default: the CSV's group column, else one group per file")
     s.add_argument("--families", default="rf,et", help="forest families: rf, et or rf,et")
     s.add_argument("--jobs", type=_n_jobs, default=-1,
                    help="parallel workers (default all cores)")

@@ -161,6 +161,17 @@ def test_group_by_takes_speakers_from_file_names(tmp_path):
                           for it in ds.items if "sub" not in it.path])
     assert {it.group for it in load_dataset(manifest, group_by=r"^\w+/([a-z]+)_")
             .items} == {"ann", "bob", "cy"}
+    # beside a source with its own groups (a capture folder's manifest: capture runs, file
+    # names the pattern was not written for), --group-by groups only the others
+    (tmp_path / "cap").mkdir()
+    for i, kind in enumerate(("tone", "noise")):
+        write_wav(tmp_path / "cap" / f"live_{i}.wav", synth_clip(kind, rng, seconds=1.0), 16000)
+    capture = _manifest(tmp_path / "cap" / "manifest.csv",
+                        [{"path": f"live_{i}.wav", "label": kind, "group": "run1"}
+                         for i, kind in enumerate(("tone", "noise"))])
+    both = load_datasets([tmp_path / "data", capture], group_by=pattern)
+    assert sorted(it.group for it in both.items if "live_" in it.path) == ["run1", "run1"]
+    assert sorted({it.group for it in both.items}) == ["ann", "bob", "cy", "run1"]
     # the whole match when the pattern has no (...) group
     assert {it.group for it in load_dataset(tmp_path / "data", group_by="ann|bob|cy")
             .items} == {"ann", "bob", "cy"}

@@ -61,8 +61,7 @@ def load_dataset(data, task: str | None = None, require_labels: bool = True,
     else:
         raise DataError(f"{data}: expected a folder of class subfolders or a .csv manifest")
     if group_by is not None:
-        root = data if os.path.isdir(data) else os.path.dirname(os.path.abspath(data))
-        groups_from_paths(ds, root, group_by)
+        groups_from_paths(ds, _root(data), group_by)
     if task and task != ds.task:
         if task == "regress" and ds.task == "classify" and ds.source.endswith(".csv"):
             raise DataError(f"{data}: --task regress needs a numeric 'target' column")
@@ -72,6 +71,11 @@ def load_dataset(data, task: str | None = None, require_labels: bool = True,
     if require_labels:
         _validate(ds)
     return ds
+
+
+def _root(data: str) -> str:
+    """The folder a source's paths are relative to: the folder itself, or a CSV's folder."""
+    return data if os.path.isdir(data) else os.path.dirname(os.path.abspath(data))
 
 
 def groups_from_paths(ds: Dataset, root: str, pattern: str) -> None:
@@ -111,11 +115,18 @@ def load_datasets(sources, task: str | None = None, require_labels: bool = True,
     item: a group name is the same group in every source (a speaker stays on one side of the
     splits), items without a split are training data. Folds must be given by all sources or
     none, and a file may be listed only once.
+
+    ``group_by`` groups the sources that have no ``group`` column of their own (a class-folder
+    tree beside a capture folder's manifest, whose groups are its capture runs and whose file
+    names the pattern was not written for); if every source has one, it replaces them all.
     """
-    parts = [load_dataset(s, task=task, require_labels=False, group_by=group_by)
-             for s in sources]
+    parts = [load_dataset(s, task=task, require_labels=False) for s in sources]
     if not parts:
         raise DataError("no DATA given (a folder of class subfolders or a CSV)")
+    if group_by is not None:
+        ungrouped = [(s, p) for s, p in zip(sources, parts) if not p.has_groups]
+        for source, ds in ungrouped or zip(sources, parts):
+            groups_from_paths(ds, _root(os.fspath(source)), group_by)
     first = parts[0]
     for other in parts[1:]:
         if other.task != first.task:
