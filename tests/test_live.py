@@ -99,6 +99,19 @@ def test_predict_several_files_without_a_model_uses_the_shipped_one(tmp_path):
     assert got == [json.loads(run_cli("predict", "default", p, "--json").stdout) for p in paths]
 
 
+def test_the_shipped_model_calls_digital_silence_silence(tmp_path):
+    """A muted microphone, the virtual mic before anything plays and a file's digital silence
+    are exact zeros. The synthetic silence class had only noise floors, so the default model
+    called zeros 'harmonic' (0.66)."""
+    wav = tmp_path / "muted.wav"
+    write_wav(wav, np.zeros(32000, np.float32), 16000)
+    out = run_cli("predict", wav, "--json")
+    assert out.returncode == 0, out.stderr
+    windows = json.loads(out.stdout)["windows"]
+    assert len(windows) == 5 and {w["label"] for w in windows} == {"silence"}
+    assert min(w["probability"] for w in windows) > 0.8
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_allocator_tuning_is_applied_once_and_can_be_turned_off():
     """The engine keeps freed heap in the process (glibc): half the frame-analysis cost was

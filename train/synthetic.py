@@ -43,7 +43,11 @@ def synth_clip(kind: str, rng: np.random.Generator, sr: int = 16_000, seconds: f
     n = int(sr * seconds)
     t = np.arange(n) / sr
     if kind == "silence":
-        x = _noise(rng, n) * 10 ** (rng.uniform(-90, -65) / 20)
+        # a muted or unplugged input (or a file's digital silence) is exact zeros, a quiet
+        # room a noise floor down to the converter's last bit (16-bit: -90 dBFS)
+        if rng.random() < 0.2:
+            return np.zeros(n, np.float32)
+        x = _noise(rng, n) * 10 ** (rng.uniform(-100, -65) / 20)
         return x.astype(np.float32)
     if kind == "noise":
         x = _noise(rng, n)
