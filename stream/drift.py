@@ -418,6 +418,9 @@ class DriftMonitor:
         d = {"state": self.state(), "score": self.last.get("score", 0.0),
              "evaluations": self.evaluations, "dropped": self.dropped,
              "top_features": self.last.get("top_features", [])[:3]}
+        if not self.evaluations:  # "OK" means nothing yet: say how long until it does
+            seen = max((st["history"].n for st in list(self.streams.values())), default=0)
+            d["windows_to_first_evaluation"] = max(1, self.min_windows - seen)
         if self.errors:
             d["errors"], d["last_error"] = self.errors, self.last_error
         if self.capture is not None:
@@ -430,8 +433,15 @@ class DriftMonitor:
     def status_text(self) -> str:
         d = self.status_dict()
         tops = ", ".join(f"{f['name']} (PSI {f['psi']})" for f in d["top_features"]) or "-"
-        text = (f"state {d['state']}  drift share {d['score']:.2f}  evaluations "
-                f"{d['evaluations']}  dropped {d['dropped']}\ntop drifting: {tops}")
+        if "windows_to_first_evaluation" in d:
+            hop = self.art.feature_config.window_hop_samples / self.art.feature_config.sr
+            left = d["windows_to_first_evaluation"]
+            text = (f"not evaluated yet: the first evaluation needs {self.min_windows} windows "
+                    f"of one stream ({self.min_windows * hop:.0f} s); {left} to go "
+                    f"(~{left * hop:.0f} s)  dropped {d['dropped']}")
+        else:
+            text = (f"state {d['state']}  drift share {d['score']:.2f}  evaluations "
+                    f"{d['evaluations']}  dropped {d['dropped']}\ntop drifting: {tops}")
         if d.get("errors"):
             text += f"\nmonitor errors {d['errors']}x: {d['last_error']}"
         if d.get("capture_failed"):

@@ -143,6 +143,22 @@ def test_long_in_distribution_run_never_drifts(art):
     assert false_warn < 0.15
 
 
+def test_before_its_first_evaluation_the_monitor_says_so(art):
+    """For the first 480 windows (2 minutes) nothing is evaluated; the dashboard said "state OK
+    drift share 0.00", as if the audio had been checked. It now says how long until it is."""
+    monitor, engine = DriftMonitor(art, min_windows=40, every=10), Engine(art)
+    stream(art, monitor, engine, clean_audio(41, 5.0))  # 17 windows
+    d = monitor.status_dict()
+    assert monitor.evaluations == 0 and d["windows_to_first_evaluation"] == 40 - 17
+    text = monitor.status_text()
+    assert text.startswith("not evaluated yet") and "40 windows" in text and "23 to go" in text
+    assert "state OK" not in text
+    stream(art, monitor, engine, clean_audio(42, 8.0))
+    assert monitor.evaluations >= 1
+    assert "windows_to_first_evaluation" not in monitor.status_dict()
+    assert monitor.status_text().startswith("state ")
+
+
 def buzz(seconds):
     t = np.arange(int(seconds * SR)) / SR
     return (0.2 * np.sign(np.sin(2 * np.pi * 55 * t)) * (0.6 + 0.4 * np.sin(12 * np.pi * t))
