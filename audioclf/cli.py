@@ -427,7 +427,8 @@ def cmd_predict(args) -> int:
             summ = res["summary"]
             head = (f"{summ['label']} ({summ['probability']:.2f})" if art.is_classifier
                     else f"{summ['value']:.4g} {art.target_unit or ''}")
-            print(f"{path}: {head}  [{res['duration']:.2f} s, {_plural(len(res['windows']), 'window')}]")
+            windows = _plural(len(res["windows"]), "window")
+            print(f"{path}: {head}  [{res['duration']:.2f} s, {windows}]")
             for w in res["windows"]:
                 what = f"{w.label:<14} {w.probability:.2f}" if art.is_classifier else f"{w.value:.4g}"
                 print(f"  {w.start:7.2f}-{w.end:7.2f} s  {what}")

@@ -292,6 +292,20 @@ def test_empty_class_and_single_class_errors(tmp_path):
     out = run_cli("train", tmp_path / "d", "--out", tmp_path / "m.joblib")
     assert out.returncode == 1 and "only one class" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+    # the regression analogue: a target that never varies (R² would be 1.0 of a constant)
+    write_wav(tmp_path / "d" / "a" / "y.wav", synth_clip("noise", rng, seconds=1.0), 16000)
+    (tmp_path / "d" / "a" / "bad.wav").write_bytes(b"RIFF....WAVE")
+    same = _manifest(tmp_path / "d" / "r.csv", [{"path": "a/x.wav", "target": "3"},
+                                                  {"path": "a/y.wav", "target": "3.0"}])
+    with pytest.raises(DataError, match="every training target is 3; a regression needs"):
+        load_dataset(same)
+    one_readable = _manifest(tmp_path / "d" / "r2.csv", [{"path": "a/x.wav", "target": "3"},
+                                                          {"path": "a/bad.wav", "target": "4"}])
+    out = run_cli("train", one_readable, "--out", tmp_path / "m.joblib", "--no-cache")
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip().splitlines()[-1].endswith(
+        "after skipping unreadable files, every training target is 3; a regression needs "
+        "targets that vary")
     all_test = _manifest(tmp_path / "d" / "t.csv", [{"path": "a/x.wav", "label": "a",
                                                        "split": "test"}])
     with pytest.raises(DataError, match="no training data: all 1 files are in the test split"):

@@ -242,3 +242,8 @@ def _validate(ds: Dataset) -> None:
         if len(train_labels) < 2:
             raise DataError(f"{ds.source}: only one class ({', '.join(train_labels) or 'none'}) "
                             "in the training data; a classifier needs at least two")
+    else:
+        targets = {it.target for it in ds.subset("train")}
+        if len(targets) < 2:
+            raise DataError(f"{ds.source}: every training target is {targets.pop():g}; a "
+                            "regression needs targets that vary")

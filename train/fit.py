@@ -286,6 +286,10 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
         if missing:
             raise DataError(f"{ds.source}: no readable training audio for class(es) "
                             f"{', '.join(missing)}")
+    elif len(np.unique(y_tr)) < 2:
+        left = f"every training target is {y_tr[0]:g}" if len(y_tr) else "no training file remains"
+        raise DataError(f"{ds.source}: after skipping unreadable files, {left}; a regression "
+                        "needs targets that vary")
     groups = np.array([items[o].group or items[o].path for o in own_tr])
     folds = (np.array([items[o].fold if items[o].fold is not None else -1 for o in own_tr])
              if ds.has_folds else None)
