@@ -178,15 +178,20 @@ def _read_sidecar(p: str) -> str:
     return text[0].lower()
 
 
-def verify_model_file(path) -> tuple[bytes, str]:
-    """Read the file and check it against its digest file; returns (bytes, digest)."""
+def verify_model_file(path, pinned_sha256: str | None = None) -> tuple[bytes, str]:
+    """Read the file and check it against its digest file -- or against ``pinned_sha256``, a
+    digest the calling code itself holds (the shipped model's); returns (bytes, digest)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ArtifactError(f"{path}: no such model file")
-    expected, keyed = _expected_digest(path)
+    expected, keyed = (pinned_sha256, False) if pinned_sha256 else _expected_digest(path)
     with open(path, "rb") as fh:
         data = fh.read()
     actual = file_digest(data, _key() if keyed else None)
+    if pinned_sha256 and not hmac.compare_digest(actual, expected):
+        raise ArtifactError(f"{path}: SHA-256 differs from the digest this audioclf holds for "
+                            "it (models.DEFAULT_SHA256): the file was replaced; reinstall "
+                            "audioclf (after retraining the default, update the digest)")
     if not hmac.compare_digest(actual, expected):
         kind = "HMAC" if keyed else "SHA-256"
         raise ArtifactError(f"{path}: {kind} mismatch (file changed after it was written, or "
@@ -194,12 +199,13 @@ def verify_model_file(path) -> tuple[bytes, str]:
     return data, actual
 
 
-def load_model(path) -> ModelArtifact:
-    """Verify, unpickle and validate a model artifact."""
+def load_model(path, pinned_sha256: str | None = None) -> ModelArtifact:
+    """Verify, unpickle and validate a model artifact (``pinned_sha256``: see
+    :func:`verify_model_file`)."""
     import joblib
 
     path = os.fspath(path)
-    data, digest = verify_model_file(path)
+    data, digest = verify_model_file(path, pinned_sha256)
     with warnings.catch_warnings():
         # sklearn's InconsistentVersionWarning is replaced by the policy in _check_sklearn
         warnings.simplefilter("ignore")

@@ -616,8 +616,10 @@ def load_default_model():
 
     from .artifact import ArtifactError, load_model, save_model
 
+    from models import DEFAULT_SHA256
+
     try:
-        return load_model(default_model_path())
+        return load_model(default_model_path(), pinned_sha256=DEFAULT_SHA256)
     except ArtifactError as exc:
         if "scikit-learn" not in str(exc):
             raise

@@ -547,6 +547,30 @@ def test_default_model_is_rebuilt_for_another_sklearn(tmp_path, monkeypatch):
     assert cli.load_default_model().digest == art.digest  # built once, then reused
 
 
+def test_the_shipped_model_is_checked_against_the_digest_the_code_holds(two_class, tmp_path,
+                                                                        monkeypatch):
+    """A digest file beside a model only proves the two were written together. The shipped
+    model is checked against models.DEFAULT_SHA256 instead: it loads with AUDIOCLF_MODEL_KEY
+    set (the key signs the team's own models; the default was refused for lack of an .hmac),
+    and a replaced default.joblib with a matching .sha256 beside it is refused."""
+    import hashlib
+
+    import audioclf.cli as cli
+    import models
+    from audioclf.artifact import ArtifactError, save_model
+
+    with open(models.default_model_path(), "rb") as fh:
+        assert hashlib.sha256(fh.read()).hexdigest() == models.DEFAULT_SHA256
+    monkeypatch.setenv("AUDIOCLF_MODEL_KEY", "team-secret")
+    assert cli.load_default_model().digest == models.DEFAULT_SHA256
+    monkeypatch.delenv("AUDIOCLF_MODEL_KEY")
+    swapped = tmp_path / "default.joblib"
+    save_model(small_artifact(tmp_path), swapped)  # a valid model with its .sha256
+    monkeypatch.setattr(models, "default_model_path", lambda: str(swapped))
+    with pytest.raises(ArtifactError, match="differs from the digest this audioclf holds"):
+        cli.load_default_model()
+
+
 def test_the_documented_recipe_reproduces_the_shipped_default_model(tmp_path):
     """models/__init__.py's command retrains models/default.joblib exactly (same library
     versions): a change that moves features or the search must ship a retrained default.
