@@ -273,10 +273,10 @@ def _jsonable(obj):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None  # JSON has no NaN (json.dumps would write one that strict parsers refuse)
     return obj
 
 
@@ -301,8 +301,10 @@ def _print_search(console, rows):
 
 def _print_metrics(console, title, m, task):
     if task == "regress":
-        console.print(f"{title}: MAE {m['mae']:.4g}  RMSE {m['rmse']:.4g}  R² {m['r2']:.4f}  "
-                      f"(n={m['n']}; per window R² {m['windows']['r2']:.4f})")
+        def r2(v):
+            return "n/a (the truth does not vary)" if v != v else f"{v:.4f}"
+        console.print(f"{title}: MAE {m['mae']:.4g}  RMSE {m['rmse']:.4g}  R² {r2(m['r2'])}  "
+                      f"(n={m['n']}; per window R² {r2(m['windows']['r2'])})")
         return
     console.print(f"{title}: accuracy {m['accuracy']:.4f}  balanced {m['balanced_accuracy']:.4f}"
                   f"  macro-F1 {m['macro_f1']:.4f}  (n={m['n']}; per window accuracy "

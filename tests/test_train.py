@@ -135,6 +135,20 @@ def test_regression_path_snr(tmp_path):
     again = load_model(path)
     np.testing.assert_allclose(again.score(np.zeros((1, len(again.feature_names)))),
                                res.artifact.score(np.zeros((1, len(again.feature_names)))))
+    # R² is undefined when the truth does not vary (scikit-learn reports 0 or 1 there): it is
+    # null in --json, which must stay strict JSON (json.dumps wrote NaN for one file)
+    for i, targets in enumerate((["7"], ["7", "7.0"])):
+        one = _manifest(tmp_path / f"same{i}.csv", [{"path": rows[k]["path"], "target": t}
+                                                    for k, t in enumerate(targets)])
+        out = run_cli("evaluate", path, one, "--json", "--no-cache")
+        assert out.returncode == 0, out.stderr
+
+        def refuse(const):
+            raise ValueError(f"not JSON: {const}")
+        m = json.loads(out.stdout, parse_constant=refuse)
+        assert m["r2"] is None and m["windows"]["r2"] is None and m["mae"] > 0
+        text = run_cli("evaluate", path, one, "--no-cache").stdout
+        assert "R² n/a (the truth does not vary)" in text
 
 
 def test_group_by_takes_speakers_from_file_names(tmp_path):

@@ -59,7 +59,9 @@ def regression_metrics(y_true, y_pred) -> dict:
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     return {"n": int(len(y_true)), "mae": float(mean_absolute_error(y_true, y_pred)),
             "rmse": float(np.sqrt(mean_squared_error(y_true, y_pred))),
-            "r2": float(r2_score(y_true, y_pred)) if len(y_true) > 1 else float("nan")}
+            # undefined for one value or a constant truth (scikit-learn says 0 or 1 there)
+            "r2": (float(r2_score(y_true, y_pred)) if len(y_true) > 1 and np.ptp(y_true) > 0
+                   else float("nan"))}
 
 
 def evaluate_scores(task: str, labels, scores: np.ndarray, owner: np.ndarray,
