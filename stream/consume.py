@@ -577,7 +577,10 @@ class ConsumeService:
                 "state_bytes": self.engine.state_bytes
                 + sum(track.nbytes for track in self.tracks.values())
                 + (self.monitor.nbytes if self.monitor is not None else 0),
-                "drift": self.monitor.state() if self.monitor is not None else None}
+                "drift": self.monitor.state() if self.monitor is not None else None,
+                # 0: no stream has reached its first evaluation yet, and "OK" means unchecked
+                "drift_evaluations": self.monitor.evaluations if self.monitor is not None
+                else None}
 
     def _log(self, record: dict):
         """JSON lines for logs and pipes; on a terminal the status is a rich panel instead."""
@@ -596,7 +599,11 @@ class ConsumeService:
         t = Table.grid(padding=(0, 2))
         for key in ("streams", "windows", "windows_per_s", "lag", "dlq", "seq_gaps", "rewinds",
                     "state_bytes", "drift"):
-            t.add_row(key.replace("_", " "), str(record.get(key)))
+            value = str(record.get(key))
+            if key == "drift" and record.get("drift_evaluations") == 0:
+                value = (f"not evaluated yet (after a stream's first "
+                         f"{self.monitor.min_windows} windows)")
+            t.add_row(key.replace("_", " "), value)
         panel = Panel(t, title=f"audioclf consume {','.join(self.topics)} -> {self.out_topic}")
         if getattr(self, "_live", None) is None:
             self._live = Live(panel, console=Console(file=self.status_out), auto_refresh=False)

@@ -665,6 +665,10 @@ def test_drift_alerts_reach_the_alerts_topic(bootstrap):
     # the group (which drops every stream)
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert summary["drift"] == "DRIFT" and summary["streams"] == 1, summary
+    # how many evaluations stand behind that state (0: "OK" would mean unchecked)
+    assert summary["drift_evaluations"] >= 5, summary
+    statuses = [json.loads(line) for line in err.splitlines() if '"event": "status"' in line]
+    assert all(s["drift"] == "OK" for s in statuses if s["drift_evaluations"] == 0)
 
 
 def test_sequence_gaps_are_counted(bootstrap):
