@@ -576,6 +576,8 @@ def cmd_drift_report(args) -> int:
     console = _console()
     for note in res["skipped"]:
         console.print(f"[yellow]skipped[/] {note}")
+    for note in res["warnings"]:
+        console.print(f"[yellow]warning[/] {note}")
     console.print(f"{res['n']} windows: level {res['level']}, drift share {res['drift_share']:.2f}"
                   f" (features with PSI > 0.25), warn share {res['warn_share']:.2f}"
                   + (f", prediction PSI {res['prediction_psi']}" if "prediction_psi" in res else ""))

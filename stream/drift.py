@@ -251,6 +251,10 @@ def _arange(n: int) -> np.ndarray:
     return out
 
 
+# windows before a stream's first evaluation: fewer and PSI is mostly sampling noise
+MIN_WINDOWS = 480
+
+
 class DriftMonitor:
     """One monitor thread per running classifier; per-stream windows plus an aggregate."""
 
@@ -258,7 +262,7 @@ class DriftMonitor:
     # windows PSI noise alone pushed up to 46% of features past 0.25 on clean audio; at 480 the
     # worst clean share seen was 12% (bench/drift.py, README).
     def __init__(self, art, thresholds: DriftThresholds | None = None, window: int = 480,
-                 every: int = 20, min_windows: int = 480, queue_size: int = 1000,
+                 every: int = 20, min_windows: int = MIN_WINDOWS, queue_size: int = 1000,
                  capture_dir: str | None = None, on_change=None):
         self.art = art
         self.baseline = art.baseline

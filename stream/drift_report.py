@@ -10,7 +10,7 @@ from audioclf.artifact import ModelArtifact
 from features import AudioError, read_audio, signal_windows
 from features.audio import AUDIO_EXTENSIONS, audio_files
 
-from .drift import DriftThresholds, evaluate_window
+from .drift import MIN_WINDOWS, DriftThresholds, evaluate_window
 
 
 def collect_vectors(art: ModelArtifact, sources: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -66,6 +66,10 @@ def drift_report(art: ModelArtifact, sources: list[str], png: str | None = None,
                         "shift_sd": float(shift[j]), "baseline_mean": float(art.baseline["mean"][j]),
                         "recent_mean": float(X[:, j].mean())} for j in order]
     res["skipped"] = skipped
+    res["warnings"] = [] if len(X) >= MIN_WINDOWS else [
+        f"only {len(X)} windows: on fewer than {MIN_WINDOWS} the per-feature PSI is mostly "
+        "sampling noise (clean audio can read as drifted; the live monitor waits for "
+        f"{MIN_WINDOWS}), so take these figures as a sketch and compare more audio"]
     if png:
         _plot(art, X, order[:6], png)
         res["png"] = png
