@@ -400,13 +400,14 @@ def cmd_predict(args) -> int:
 
     from features.audio import AUDIO_EXTENSIONS
 
-    files = list(args.files)
-    if args.model and args.model.lower().endswith(AUDIO_EXTENSIONS):
+    inputs = list(args.files)
+    model = args.model
+    if model and (model.lower().endswith(AUDIO_EXTENSIONS) or os.path.isdir(model)):
         # `predict a.wav b.wav`: argparse gives the optional MODEL the first file
-        files.insert(0, args.model)
+        inputs.insert(0, args.model)
         args.model = None
     art = model_from_arg(args.model)
-    failed = 0
+    files, failed = _audio_inputs(inputs)
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:
         writer.writerow(["file", "start", "end", "label", "probability", "value"])
@@ -722,7 +723,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="per-window timeline and summary label for files")
     s.add_argument("model", metavar="MODEL", nargs="?", default=None,
                    help=MODEL_HELP + "; the shipped model when omitted")
-    s.add_argument("files", nargs="+", metavar="FILE")
+    s.add_argument("files", nargs="+", metavar="FILE|FOLDER",
+                   help="audio files, or folders: every audio file in them")
     out = s.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object per file")
     out.add_argument("--csv", action="store_true", help="one CSV row per window")

@@ -97,6 +97,10 @@ def test_predict_several_files_without_a_model_uses_the_shipped_one(tmp_path):
     got = [json.loads(line) for line in out.stdout.splitlines()]
     assert [r["file"] for r in got] == [str(p) for p in paths]
     assert got == [json.loads(run_cli("predict", "default", p, "--json").stdout) for p in paths]
+    # a folder stands for the audio files under it
+    folder = run_cli("predict", tmp_path, "--json")
+    assert [json.loads(line) for line in folder.stdout.splitlines()] == sorted(
+        got, key=lambda r: r["file"])
 
 
 def test_the_shipped_model_calls_digital_silence_silence(tmp_path):
