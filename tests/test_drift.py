@@ -320,11 +320,66 @@ def test_a_failing_capture_is_counted_and_monitoring_goes_on(art, tmp_path):
     assert "capture failed 1x" in monitor.status_text()
     folder.mkdir()
     assert monitor.capture.save(preds[2], WARN) and monitor.capture.saved == 2
-    with open(folder / "manifest.csv") as fh:
-        assert len(list(csv.DictReader(fh))) == 2  # the lost window's row is not there
+    with open(folder / "manifest.csv") as fh:  # neither the lost window's row nor that of
+        # the window removed with the folder: the manifest names files that are there
+        assert [r["path"] for r in csv.DictReader(fh)] == [f"live_{preds[2].start:011.3f}.wav"]
     assert sorted(os.listdir(folder)) == sorted(
         ["manifest.csv", *(f"live_{p.start:011.3f}{ext}" for p in (preds[2],)
                            for ext in (".wav", ".npy"))])
+    # the manifest alone cannot be written: the window's files stay, its row is written with
+    # the next save that can
+    os.remove(folder / "manifest.csv")
+    (folder / "manifest.csv").mkdir()
+    assert monitor.capture.save(preds[3], WARN) and monitor.capture.failed == 2
+    (folder / "manifest.csv").rmdir()
+    assert monitor.capture.save(preds[4], WARN)
+    with open(folder / "manifest.csv") as fh:
+        assert [r["start"] for r in csv.DictReader(fh)] == [f"{p.start:.3f}" for p in preds[3:5]]
+
+
+CAPTURING_PROCESS = """
+import sys, numpy as np
+from types import SimpleNamespace
+from stream.capture import CaptureWriter
+folder, sid, n, cap = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+writer = CaptureWriter(folder, 16000, max_bytes=cap)
+rng = np.random.default_rng(abs(hash(sid)) % 2**32)
+for i in range(n):
+    audio = rng.standard_normal(16000).astype(np.float32) * 0.1
+    writer.save(SimpleNamespace(audio=audio, vector=np.full(428, i, np.float32), stream_id=sid,
+                                start=i * 0.25, end=i * 0.25 + 1.0, label="x", value=None,
+                                probability=0.5), "DRIFT")
+print(writer.saved, writer.dropped, writer.failed)
+"""
+
+
+def test_consumers_of_a_group_can_share_a_capture_folder(tmp_path):
+    """`consume --capture-dir` on a shared volume, one per consumer of a group: each used to
+    rewrite the manifest from its own memory (the other's rows vanished, their files were
+    orphaned). Saves append under a lock on the folder, and a bounded rewrite re-reads it."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    window = 64_044 + 1_840  # a 1 s float WAV + a 428-float vector
+    for cap, n in ((10**9, 60), (40 * window, 120)):
+        folder = tmp_path / f"cap{cap}"
+        procs = [subprocess.Popen([sys.executable, "-c", CAPTURING_PROCESS, str(folder), sid,
+                                   str(n), str(cap)], cwd=repo, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for sid in ("a", "b")]
+        results = [p.communicate(timeout=120) for p in procs]
+        assert all(p.returncode == 0 for p in procs), results
+        saved, dropped, failed = np.sum([list(map(int, out.split())) for out, _ in results], 0)
+        assert saved == 2 * n and failed == 0
+        with open(folder / "manifest.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        paths = [r["path"] for r in rows]
+        assert len(set(paths)) == len(paths) == 2 * n - dropped
+        on_disk = sorted(f for f in os.listdir(folder) if f != "manifest.csv")
+        assert on_disk == sorted(paths + [r["features"] for r in rows])  # none orphaned
+        for r in rows:
+            assert float(np.load(folder / r["features"])[0]) * 0.25 == float(r["start"])
+        if cap < 10**9:
+            assert dropped > 0 and len(rows) * window <= cap + 2 * window
+        else:
+            assert {r["stream_id"] for r in rows} == {"a", "b"} and dropped == 0
 
 
 def test_the_monitor_thread_survives_a_failing_batch(art):
