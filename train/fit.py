@@ -175,38 +175,41 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
     rounds = max(0, int(np.ceil(np.log(max(len(settings), 1)) / np.log(factor))) - 1)
     alive = list(range(len(settings)))
     rows = {}
-    for r in range(rounds + 1):
-        frac = float(factor) ** (r - rounds)
-        sub = [(_subsample(tr, y, frac, rng, task), va) for tr, va in splits]
-        last = r == rounds
-        budget = [dict(settings[i], n_estimators=_trees(settings[i]["n_estimators"], frac))
-                  for i in alive]
-        # the last round validates the model as it will be fitted: with its leaf cap. Earlier
-        # rounds are not capped: their forests are discarded, and a cap scaled down to their
-        # few rows would bind where the full model's does not (small trees have relatively
-        # more leaves) and change the ranking
-        jobs = [delayed(_fit_score)(task, X, y, tr, va,
-                                    dict(setting, max_leaf_nodes=leaf_cap(
-                                        settings[i], len(tr), len(X), n_values,
-                                        max_model_mb if last else None)),
-                                    seed, keep=last)
-                for i, setting in zip(alive, budget) for tr, va in sub]
-        results = Parallel(n_jobs=n_jobs)(jobs)
-        for k, i in enumerate(alive):
-            fold_results = results[k * len(sub):(k + 1) * len(sub)]
-            fold_scores = [score for score, _ in fold_results]
-            rows[i] = {**{key: settings[i][key] for key in ("family", *SEARCH_SPACE)},
-                       "score": float(np.mean(fold_scores)), "std": float(np.std(fold_scores)),
-                       "round": r, "train_rows": int(np.mean([len(tr) for tr, _ in sub])),
-                       "trees": budget[k]["n_estimators"],
-                       # the cap the final model would get with this setting (None: none)
-                       "max_leaf_nodes": leaf_cap(settings[i], len(X), len(X), n_values,
-                                                  max_model_mb)}
-            if last:  # out-of-fold predictions of the finalists, for validation metrics
-                rows[i]["_oof"] = [pred for _, pred in fold_results]
-        if r < rounds:
-            alive.sort(key=lambda i: -rows[i]["score"])
-            alive = alive[: max(1, len(alive) // factor)]
+    # one pool for every round: a new Parallel copies X to its workers again (~0.1 s)
+    with Parallel(n_jobs=n_jobs) as parallel:
+        for r in range(rounds + 1):
+            frac = float(factor) ** (r - rounds)
+            sub = [(_subsample(tr, y, frac, rng, task), va) for tr, va in splits]
+            last = r == rounds
+            budget = [dict(settings[i], n_estimators=_trees(settings[i]["n_estimators"], frac))
+                      for i in alive]
+            # the last round validates the model as it will be fitted: with its leaf cap.
+            # Earlier rounds are not capped: their forests are discarded, and a cap scaled down
+            # to their few rows would bind where the full model's does not (small trees have
+            # relatively more leaves) and change the ranking
+            jobs = [delayed(_fit_score)(task, X, y, tr, va,
+                                        dict(setting, max_leaf_nodes=leaf_cap(
+                                            settings[i], len(tr), len(X), n_values,
+                                            max_model_mb if last else None)),
+                                        seed, keep=last)
+                    for i, setting in zip(alive, budget) for tr, va in sub]
+            results = parallel(jobs)
+            for k, i in enumerate(alive):
+                fold_results = results[k * len(sub):(k + 1) * len(sub)]
+                fold_scores = [score for score, _ in fold_results]
+                rows[i] = {**{key: settings[i][key] for key in ("family", *SEARCH_SPACE)},
+                           "score": float(np.mean(fold_scores)),
+                           "std": float(np.std(fold_scores)),
+                           "round": r, "train_rows": int(np.mean([len(tr) for tr, _ in sub])),
+                           "trees": budget[k]["n_estimators"],
+                           # the cap the final model would get with this setting (None: none)
+                           "max_leaf_nodes": leaf_cap(settings[i], len(X), len(X), n_values,
+                                                      max_model_mb)}
+                if last:  # out-of-fold predictions of the finalists, for validation metrics
+                    rows[i]["_oof"] = [pred for _, pred in fold_results]
+            if r < rounds:
+                alive.sort(key=lambda i: -rows[i]["score"])
+                alive = alive[: max(1, len(alive) // factor)]
     return sorted(rows.values(), key=lambda row: (-row["round"], -row["score"]))
 
 
