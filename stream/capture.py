@@ -127,11 +127,15 @@ class CaptureWriter:
         try:
             with self._locked():
                 if self.bytes > self.max_bytes and len(self.rows) > 1:
-                    self._evict()
+                    self._rewrite(evict=True)
+                elif self._header_on_disk() not in (None, self.columns):
+                    # edited meanwhile (a spreadsheet's column order, a column of its own):
+                    # rows appended in this order would not line up
+                    self._rewrite(evict=False)
                 else:
                     self._append(self._unwritten)
                 self._unwritten = []
-        except OSError as exc:  # the rows stay; the next save writes them
+        except (OSError, ValueError, csv.Error) as exc:  # the rows stay; the next save writes them
             self._failed(f"{self.manifest}: {exc}")
         return os.path.join(self.folder, wav)
 
@@ -143,14 +147,21 @@ class CaptureWriter:
                 w.writeheader()
             w.writerows(rows)
 
-    def _evict(self) -> None:
-        """Delete the oldest windows down to 90% of ``max_bytes`` and rewrite the manifest:
-        what is on disk now (other processes' rows, labels typed in) plus what this process
-        has not written yet."""
+    def _header_on_disk(self) -> list | None:
+        try:
+            with open(self.manifest, newline="", encoding="utf-8-sig") as fh:
+                return next(csv.reader(fh), None)
+        except FileNotFoundError:
+            return None
+
+    def _rewrite(self, evict: bool) -> None:
+        """Rewrite the manifest from what is on disk now (other processes' rows, labels typed
+        in) plus what this process has not written yet; with ``evict``, first delete the
+        oldest windows down to 90% of ``max_bytes``."""
         _, rows = self._read()
         on_disk = {r.get("path") for r in rows}
         self._adopt(rows + [r for r in self._unwritten if r.get("path") not in on_disk])
-        while self.bytes > 0.9 * self.max_bytes and len(self.rows) > 1:
+        while evict and self.bytes > 0.9 * self.max_bytes and len(self.rows) > 1:
             old = self.rows.popleft()
             self.bytes -= self._size(old)
             self._stems.discard(os.path.splitext(old.get("path") or "")[0])

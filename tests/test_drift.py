@@ -287,6 +287,20 @@ def test_capture_folder_edited_in_a_spreadsheet_is_continued(art, tmp_path):
         w.writerows(again)
     assert [it.label for it in load_dataset(folder / "manifest.csv").items] == \
         ["speech", "speech", "noise"]
+    # edited while a session still captures into it: the next save keeps the edit, and its
+    # row lines up with the spreadsheet's column order
+    with open(folder / "manifest.csv", "w", newline="", encoding="utf-8-sig") as fh:
+        w = csv.DictWriter(fh, fieldnames=["label", "notes", "path"] + [
+            c for c in again[0] if c not in ("label", "notes", "path")])
+        w.writeheader()
+        w.writerows({**r, "notes": "heard"} for r in again)
+    cap.save(preds[8], WARN)
+    with open(folder / "manifest.csv", newline="", encoding="utf-8-sig") as fh:
+        last = list(csv.DictReader(fh))
+    assert [r["notes"] for r in last] == ["heard"] * 3 + [""]
+    assert [r["label"] for r in last] == ["speech", "speech", "noise", ""]
+    assert last[-1]["path"] == f"live_{preds[8].start:011.3f}.wav" and last[-1]["start"] == \
+        f"{preds[8].start:.3f}"
 
 
 def test_an_unreadable_capture_manifest_is_one_line_and_kept(tmp_path):
