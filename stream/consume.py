@@ -120,6 +120,9 @@ class ConsumeService:
         self.tracks: dict[str, StreamTrack] = {}
         self.done_offset: dict = {}  # tp -> next offset after the last message handled
         self.stats = ConsumeStats()
+        # the latest status (every status_every s), for /metrics: its HTTP thread must not
+        # call into the KafkaConsumer, which is not thread-safe
+        self.last_status: dict = {}
         self.stop_event = threading.Event()
         self.consumer = self.producer = None
         self._in_flight: deque = deque()  # (futures, offsets snapshot) awaiting acks
@@ -196,7 +199,8 @@ class ConsumeService:
                     scored = self._wait_worker()
                     self._evict_idle()
                     if time.monotonic() - last_status >= self.status_every:
-                        self._log(self.status())
+                        self.last_status = self.status()
+                        self._log(self.last_status)
                         last_status = time.monotonic()
                     if decoded:
                         self._pending = self._worker.submit(self._score_batch, decoded)

@@ -30,12 +30,23 @@ def render(engine=None, monitors=(), consume=None) -> str:
                s.resyncs)
         metric("partition_moves_total", "counter",
                "Streams restarted on arriving from another partition or topic.", s.partition_moves)
+        status = consume.last_status  # taken every --status-every seconds
+        if status.get("lag") is not None:
+            metric("consumer_lag", "gauge", "Messages behind the end of the assigned partitions "
+                   "(as of the last status).", status["lag"])
+        if "state_bytes" in status:
+            metric("state_bytes", "gauge", "Memory held for streams (as of the last status).",
+                   status["state_bytes"])
     for m in monitors:
         if m is None:
             continue
         metric("drift_state", "gauge", "0 OK, 1 WARN, 2 DRIFT.", _STATE_VALUE[m.state()])
         metric("drift_score", "gauge", "Share of drifted features.", m.last.get("score", 0.0))
         metric("drift_dropped_total", "counter", "Windows the monitor dropped.", m.dropped)
+        metric("drift_evaluations_total", "counter",
+               "Drift evaluations (0: no stream has had its first 480 windows).", m.evaluations)
+        if m.capture is not None:
+            metric("captured_total", "counter", "Windows saved for retraining.", m.capture.saved)
     return "\n".join(lines) + "\n"
 
 

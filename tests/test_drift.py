@@ -526,6 +526,7 @@ def test_metrics_endpoint(art):
         server.shutdown()
     assert f"audioclf_windows_scored_total {engine.windows_scored}" in body
     assert "audioclf_drift_state 0" in body and "# TYPE audioclf_drift_score gauge" in body
+    assert f"audioclf_drift_evaluations_total {monitor.evaluations}" in body
 
 
 def test_a_stream_resynced_after_lost_chunks_keeps_its_drift_history(art):
@@ -570,6 +571,11 @@ def test_metrics_carry_the_consumer_counters(art):
     status = svc.status()
     for field_name, metric in counters.items():
         assert f"audioclf_{metric} {status[field_name]}" in body, metric
+    # gauges from the latest status line (the HTTP thread must not touch the consumer)
+    assert "consumer_lag" not in body
+    svc.last_status = {**status, "lag": 17, "state_bytes": 4096}
+    body = render(consume=svc)
+    assert "audioclf_consumer_lag 17" in body and "audioclf_state_bytes 4096" in body
 
 
 def test_consumer_drops_drift_history_with_its_streams(art):

@@ -671,6 +671,36 @@ def test_drift_alerts_reach_the_alerts_topic(bootstrap):
     assert all(s["drift"] == "OK" for s in statuses if s["drift_evaluations"] == 0)
 
 
+def test_metrics_endpoint_of_a_running_consumer(bootstrap):
+    """What a Kafka team alerts on: the consumer's lag and memory, next to its counters."""
+    import socket
+    import urllib.request
+
+    topic, out = uid("audio"), uid("pred")
+    produce(bootstrap, topic, {"m1": stream_audio(8, 4.0)})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = start_consumer(bootstrap, topic, uid("g"), out, extra_env={
+        "AUDIOCLF_METRICS_PORT": str(port)})
+    body, deadline = "", time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                              timeout=2).read().decode()
+            except OSError:
+                body = ""
+            if "audioclf_consumer_lag 0" in body and "audioclf_windows_scored_total 13" in body:
+                break
+            time.sleep(0.5)
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "audioclf_consumer_lag 0" in body and "audioclf_windows_scored_total 13" in body, body
+    assert "audioclf_messages_total 40" in body and "audioclf_state_bytes " in body, body
+
+
 def test_sequence_gaps_are_counted(bootstrap):
     from kafka import KafkaProducer
     topic, out = uid("audio"), uid("pred")
