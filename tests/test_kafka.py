@@ -701,6 +701,45 @@ def test_metrics_endpoint_of_a_running_consumer(bootstrap):
     assert "audioclf_messages_total 40" in body and "audioclf_state_bytes " in body, body
 
 
+def test_a_regression_model_serves_values(bootstrap, tmp_path):
+    """A regression artifact through Kafka: every window carries the value offline
+    prediction gives (and no label or probabilities), the drift monitor running."""
+    from audioclf.artifact import save_model
+    from features import FeatureConfig
+    from features.audio import write_wav
+    from train.dataset import load_dataset
+    from train.fit import TrainOptions, train_model
+
+    rng = np.random.default_rng(12)
+    rows = []
+    for i in range(12):  # the target: how loud a noise floor sits under a tone, in dB
+        floor_db = float(rng.uniform(-40, -5))
+        y = synth_clip("tone", rng, seconds=1.0)
+        y = y + rng.standard_normal(len(y)).astype(np.float32) * 10 ** (floor_db / 20) * 0.3
+        write_wav(tmp_path / f"c{i}.wav", np.clip(y, -1, 1), SR, subtype="FLOAT")
+        rows.append(f"c{i}.wav,{floor_db:.2f}")
+    (tmp_path / "m.csv").write_text("path,target\n" + "\n".join(rows) + "\n")
+    art = train_model(load_dataset(tmp_path / "m.csv"), FeatureConfig(), TrainOptions(
+        n_iter=2, cv=3, n_jobs=1, cache_dir=None, progress=False)).artifact
+    save_model(art, tmp_path / "floor.joblib")
+    topic, out, alerts = uid("audio"), uid("pred"), uid("alerts")
+    audio = {"r1": stream_audio(13, 3.0)}
+    produce(bootstrap, topic, audio)
+    proc = start_consumer(bootstrap, topic, uid("g"), out, alerts=alerts,
+                          extra_env={"AUDIOCLF_MODEL": str(tmp_path / "floor.joblib")})
+    msgs = read_topic(bootstrap, out, lambda m: len(m) >= 9)
+    code, err = stop(proc)
+    assert code == 0, err
+    got = {d["start"]: d for d in map(json.loads, (m.value for m in msgs))}
+    starts, X = signal_windows(audio["r1"], art.feature_config)
+    want = {round(st / SR, 4): v for st, v in zip(starts, art.score(X))}
+    assert sorted(got) == sorted(want)
+    for start, value in want.items():
+        d = got[start]
+        assert d["value"] == pytest.approx(float(value), abs=1e-9)
+        assert "label" not in d and "probs" not in d and d["model"] == art.name
+
+
 def test_sequence_gaps_are_counted(bootstrap):
     from kafka import KafkaProducer
     topic, out = uid("audio"), uid("pred")
