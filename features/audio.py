@@ -51,11 +51,19 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".
                     ".rf64", ".caf")
 
 
+def is_hidden(name: str) -> bool:
+    """Names a file listing leaves out: dot-files and folders, and macOS archive debris
+    (``__MACOSX/``, ``._x.wav`` resource forks -- not audio, despite the extension)."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def audio_files(folder: str):
-    """Paths of the audio files (by extension, ``AUDIO_EXTENSIONS``) anywhere under ``folder``."""
-    for dirpath, _, names in os.walk(folder):
+    """Paths of the audio files (by extension, ``AUDIO_EXTENSIONS``) anywhere under ``folder``,
+    hidden ones (:func:`is_hidden`) left out."""
+    for dirpath, dirnames, names in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
         for n in names:
-            if n.lower().endswith(AUDIO_EXTENSIONS):
+            if n.lower().endswith(AUDIO_EXTENSIONS) and not is_hidden(n):
                 yield os.path.join(dirpath, n)
 
 

@@ -43,6 +43,22 @@ def test_folder_layout_trains_and_evaluates(synth, tmp_path):
                                   "min_samples_leaf", "score"}
 
 
+def test_a_dataset_unzipped_on_a_mac_has_no_extra_class_or_files(two_class, tmp_path):
+    """A zip made on macOS carries __MACOSX/ (with ._x.wav AppleDouble files: not audio,
+    despite the name) and .DS_Store; each ._ file was an unreadable-file line, __MACOSX a class."""
+    for folder in (two_class / "__MACOSX" / "tone", two_class / "tone" / ".hidden"):
+        folder.mkdir(parents=True)
+        (folder / "0.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (two_class / "tone" / "._0.wav").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    (two_class / ".DS_Store").write_bytes(b"Bud1")
+    ds = load_dataset(two_class)
+    assert ds.labels == ["noise", "tone"] and len(ds.items) == 12
+    assert not [it.path for it in ds.items if "._" in it.path or "MACOSX" in it.path
+                or ".hidden" in it.path]
+    out = run_cli("info", two_class)
+    assert out.returncode == 0 and out.stderr == "" and "12 files (0 unreadable)" in out.stdout
+
+
 def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):
     model = tmp_path / "m.joblib"
     out = run_cli("train", synth / "manifest.csv", "--out", model, "--n-iter", 2, "--cv", 3,

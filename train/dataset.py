@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from features.audio import audio_files
+from features.audio import audio_files, is_hidden
 
 
 class DataError(ValueError):
@@ -159,7 +159,7 @@ def _task_data(task: str) -> str:
 
 def _from_folders(root: str) -> Dataset:
     classes = sorted(d for d in os.listdir(root)
-                     if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+                     if os.path.isdir(os.path.join(root, d)) and not is_hidden(d))
     if not classes:
         raise DataError(f"{root}: no class subfolders (expected {root}/<class>/<file>.wav)")
     items, empty = [], []
