@@ -381,15 +381,38 @@ def cmd_evaluate(args) -> int:
         for lab, v in m["per_class"].items():
             t.add_row(lab, f"{v['precision']:.3f}", f"{v['recall']:.3f}", str(v["support"]))
         console.print(t)
-        cm = Table(title="confusion (rows true, columns predicted)")
-        cm.add_column("")
-        for lab in m["labels"]:
-            cm.add_column(lab[:8], justify="right")
-        for lab, row in zip(m["labels"], m["confusion"]):
-            cm.add_row(lab, *[str(v) if v else "." for v in row])
-        console.print(cm)
+        console.print(_confusion_table(m["labels"], m["confusion"], console.width))
     console.print(f"plot: {png}")
     return 0
+
+
+def _confusion_table(labels, confusion, width: int):
+    """The confusion matrix as a table if it fits ``width``; else (many classes) the most
+    frequent confusions, true -> predicted (the matrix is in the PNG and --json)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+
+    cm = Table(title="confusion (rows true, columns predicted)")
+    cm.add_column("")
+    for lab in labels:
+        cm.add_column(lab[:8], justify="right")
+    for lab, row in zip(labels, confusion):
+        cm.add_row(lab, *[str(v) if v else "." for v in row])
+    probe = Console(width=10_000)
+    if Measurement.get(probe, probe.options, cm).maximum <= width:
+        return cm
+    pairs = sorted(((n, t, p) for t, row in enumerate(confusion) for p, n in enumerate(row)
+                    if n and t != p), reverse=True)
+    top = Table(title=f"most frequent confusions ({len(labels)} classes: the whole matrix is "
+                      "in the PNG and --json)")
+    for col in ("true", "predicted", "files"):
+        top.add_column(col, justify="right")
+    for n, t, p in pairs[:15]:
+        top.add_row(labels[t], labels[p], str(n))
+    if not pairs:
+        top.add_row("-", "-", "0")
+    return top
 
 
 def cmd_predict(args) -> int:

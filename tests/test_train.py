@@ -59,6 +59,28 @@ def test_a_dataset_unzipped_on_a_mac_has_no_extra_class_or_files(two_class, tmp_
     assert out.returncode == 0 and out.stderr == "" and "12 files (0 unreadable)" in out.stdout
 
 
+def test_evaluate_lists_the_top_confusions_when_the_matrix_does_not_fit():
+    """A 24-class matrix in 80 columns was a wall of empty, truncated cells; then the most
+    frequent confusions are listed instead (the matrix stays in the PNG and --json)."""
+    from rich.console import Console
+
+    from audioclf.cli import _confusion_table
+
+    labels = [f"class_{i:02d}_name" for i in range(24)]
+    cm = np.diag(np.full(24, 9))
+    cm[3, 7], cm[5, 2], cm[20, 21] = 2, 5, 1
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    console.print(_confusion_table(labels, cm.tolist(), 80))
+    text = console.export_text()
+    assert "most frequent confusions (24 classes" in text and "class_00_name" not in text
+    order = [line.replace("│", " ").split() for line in text.splitlines() if "class_" in line]
+    assert order == [["class_05_name", "class_02_name", "5"],
+                     ["class_03_name", "class_07_name", "2"],
+                     ["class_20_name", "class_21_name", "1"]]
+    small = _confusion_table(["a", "b"], [[3, 1], [0, 4]], 80)
+    assert small.title.startswith("confusion (rows true") and len(small.columns) == 3
+
+
 def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):
     model = tmp_path / "m.joblib"
     out = run_cli("train", synth / "manifest.csv", "--out", model, "--n-iter", 2, "--cv", 3,
