@@ -41,7 +41,13 @@ class CaptureWriter:
 
     def __init__(self, folder: str, sr: int, max_bytes: int = 200 * 2 ** 20):
         self.folder, self.sr, self.max_bytes = folder, sr, max_bytes
-        os.makedirs(folder, exist_ok=True)
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise CaptureFolderError(f"--capture-dir {folder}: is a file, not a folder")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise CaptureFolderError(f"--capture-dir {folder}: cannot create it "
+                                     f"({exc.strerror or exc})") from None
         self.manifest = os.path.join(folder, "manifest.csv")
         self.rows: deque = deque()
         self.bytes = 0

@@ -317,6 +317,17 @@ def test_an_unreadable_capture_manifest_is_one_line_and_kept(tmp_path):
     assert (folder / "manifest.csv").read_bytes() == garbage
 
 
+def test_a_capture_dir_that_cannot_be_one_is_one_line(tmp_path):
+    wav = tmp_path / "a.wav"
+    write_wav(wav, clean_audio(71, 2.0), SR)
+    (tmp_path / "taken").write_text("a file")
+    for folder, says in ((tmp_path / "taken", "is a file, not a folder"),
+                         (tmp_path / "taken" / "sub", "cannot create it (Not a directory)")):
+        out = run_cli("listen", "--file", wav, "--fast", "--json", "--capture-dir", folder)
+        assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+            f"audioclf: error: --capture-dir {folder}: {says}"], out.stderr
+
+
 def test_a_failing_capture_is_counted_and_monitoring_goes_on(art, tmp_path):
     """The capture folder removed (or the disk full) mid-session: the save is counted and
     reported, half-written files are not left behind, and the monitor thread -- which saves --
