@@ -882,10 +882,10 @@ def main(argv=None) -> int:
     except Exception as exc:  # noqa: BLE001 -- the one place that turns errors into messages
         if os.environ.get("AUDIOCLF_DEBUG"):
             raise
-        if isinstance(exc, _user_errors()):
-            _print_error(exc)
-        elif isinstance(exc, OSError) and exc.filename:  # e.g. an output the disk refused
+        if isinstance(exc, OSError) and exc.filename:  # e.g. an output the disk refused
             _print_error(_os_error_line(exc))
+        elif isinstance(exc, _user_errors()):
+            _print_error(exc)
         else:
             _print_error(f"internal error: {type(exc).__name__}: {exc} "
                          "(set AUDIOCLF_DEBUG=1 for a traceback)")

@@ -652,6 +652,19 @@ def test_the_documented_recipe_reproduces_the_shipped_default_model(tmp_path):
     np.testing.assert_array_equal(again.score(X), shipped.score(X))
 
 
+def test_an_os_error_naming_a_file_is_that_file_and_the_reason(monkeypatch, capsys):
+    """FileNotFoundError is also a user error type, and was printed as Python's
+    "[Errno 2] No such file or directory: '...'" rather than "path: reason"."""
+    import audioclf.cli as cli
+
+    def fails(args):
+        open("/nonexistent-audioclf/plot.png", "w")
+    monkeypatch.setattr(cli, "cmd_info", fails)
+    assert cli.main(["info", "x.wav"]) == 1
+    assert capsys.readouterr().err == (
+        "audioclf: error: /nonexistent-audioclf/plot.png: No such file or directory\n")
+
+
 def test_usage_errors_are_one_line(two_class, tmp_path):
     out = run_cli("consume", "--bootstrap", "127.0.0.1:1", "--out-topic", "p")
     assert out.returncode == 1 and "--topic" in out.stderr and "internal" not in out.stderr
