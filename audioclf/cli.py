@@ -192,7 +192,7 @@ def cmd_plot(args) -> int:
             failed += 1
             continue
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        plot_audio(y, cfg, out, title=os.path.basename(path))
+        plot_audio(y, cfg, out, title=path if several else os.path.basename(path))
         print(out)
     return 1 if failed else 0
 
