@@ -82,6 +82,38 @@ class ModelArtifact:
             return None
         return np.isin(np.asarray(ids, dtype=np.uint64), self.training_files)
 
+    def describe(self) -> dict:
+        """What the artifact says about itself, as plain JSON-able values (``audioclf info``)."""
+        est = self.estimator
+        cfg = self.feature_config
+        summary = {"name": self.name, "path": self.path, "digest": self.digest,
+                   "created": self.created, "task": self.task,
+                   "estimator": type(est).__name__,
+                   "trees": len(getattr(est, "estimators_", []) or []) or None,
+                   "setting": {k: v for k, v in (self.search[0] if self.search else {}).items()
+                               if k in ("family", "n_estimators", "max_depth", "max_features",
+                                        "min_samples_leaf", "max_leaf_nodes")},
+                   "features": {"sr": cfg.sr, "window_s": cfg.window_samples / cfg.sr,
+                                "hop_s": cfg.window_hop_samples / cfg.sr,
+                                "n_features": len(self.feature_names),
+                                "config_digest": cfg.digest()},
+                   "versions": self.versions, "data_fingerprint": self.data_fingerprint,
+                   "training_files": (len(self.training_files)
+                                      if isinstance(self.training_files, np.ndarray) else None),
+                   "training_windows": self.metrics.get("n_train_windows"),
+                   "drift_baseline_windows": self.baseline.get("n_windows")}
+        if self.is_classifier:
+            summary["labels"] = list(self.labels or [])
+        else:
+            summary["target"] = {"name": self.target_name, "unit": self.target_unit}
+        keys = ("accuracy", "balanced_accuracy", "macro_f1") if self.is_classifier else (
+            "mae", "rmse", "r2")
+        for part in ("validation", "test"):
+            m = self.metrics.get(part)
+            if m:
+                summary[part] = {"n": m.get("n"), **{k: m.get(k) for k in keys}}
+        return summary
+
     def to_payload(self) -> dict:
         return {
             "format": FORMAT, "format_version": FORMAT_VERSION,

@@ -10,7 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # package is what a user already trusts, so the default loads with AUDIOCLF_MODEL_KEY set (a key
 # signs the team's own models) and a swapped default.joblib -- with a matching .sha256 -- is
 # refused. Retraining the default means updating it (a test compares it with the file).
-DEFAULT_SHA256 = "bcaaab8bcf6530fbcf7a0b6a724522b584fe9776fb9ea16c0212029070b53efa"
+DEFAULT_SHA256 = "ed189c363f0df1c4e3b5f18968e66b9316bbf879b9a2cbaa8ca6bb0d7ba143c0"
 
 
 def default_model_path() -> str:

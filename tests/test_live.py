@@ -116,6 +116,34 @@ def test_the_shipped_model_calls_digital_silence_silence(tmp_path):
     assert min(w["probability"] for w in windows) > 0.8
 
 
+def test_the_shipped_model_calls_a_steady_sine_a_tone(tmp_path):
+    """A test tone has no noise floor and does not move. The generator's tones wobbled by up to
+    +-47% (phase, not frequency, modulation) and every clip had a noise floor, so a steady sine
+    was "harmonic", or "silence" once digital silence was in the training data."""
+    t = np.arange(3 * 16000) / 16000
+    for freq, amp in ((300, 0.5), (1000, 0.05), (2500, 0.3)):
+        wav = tmp_path / f"sine{freq}.wav"
+        write_wav(wav, amp * np.sin(2 * np.pi * freq * t), 16000, subtype="FLOAT")
+        out = json.loads(run_cli("predict", wav, "--json").stdout)
+        assert out["summary"]["label"] == "tone", (freq, out["summary"])
+
+
+def test_the_synthetic_tones_vibrato_is_within_one_percent():
+    from train.synthetic import synth_clip
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        y = synth_clip("tone", rng, seconds=1.5).astype(np.float64)
+        # instantaneous frequency from zero crossings of the steady middle (noise floor aside)
+        mid = y[4000:20000]
+        i = np.flatnonzero((mid[:-1] < 0) & (mid[1:] >= 0))
+        crossings = i + mid[i] / (mid[i] - mid[i + 1])  # to a fraction of a sample
+        periods = np.diff(crossings)
+        # over 10-period spans, so that the noise floor's jitter of each crossing averages out
+        spans = (crossings[10:] - crossings[:-10]) / 10
+        spread = np.percentile(spans, [2, 98]) / np.median(periods)
+        assert spread[0] > 0.97 and spread[1] < 1.03, (16000 / np.median(periods), spread)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_allocator_tuning_is_applied_once_and_can_be_turned_off():
     """The engine keeps freed heap in the process (glibc): half the frame-analysis cost was
@@ -207,7 +235,9 @@ def test_engine_at_other_rates_equals_offline_predict(rate):
     scale = np.maximum(np.abs(X).max(axis=0), 0.1)
     assert (np.abs(np.stack([p.vector for p in preds]) - X) / scale).max() < 1e-4
     labels = [p.label for p in preds]
-    assert labels[2] == "siren" and labels[-2] == "noise"
+    assert labels == [art.labels[k] for k in art.score(X).argmax(axis=1)]
+    if rate >= cfg.sr:  # band-limited to 4 kHz, noise is not what the default model knows
+        assert labels[2] == "siren" and labels[-2] == "noise"
 
 
 @pytest.mark.parametrize("rate", [16000, 8000])

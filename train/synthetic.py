@@ -43,18 +43,24 @@ def synth_clip(kind: str, rng: np.random.Generator, sr: int = 16_000, seconds: f
     n = int(sr * seconds)
     t = np.arange(n) / sr
     if kind == "silence":
-        # a muted or unplugged input (or a file's digital silence) is exact zeros, a quiet
-        # room a noise floor down to the converter's last bit (16-bit: -90 dBFS)
+        # a muted or unplugged input (or a file's digital silence) is exact zeros -- of a
+        # random length, or the dataset's zero clips would be byte-identical files on both
+        # sides of its test split --, a quiet room a noise floor down to the converter's last
+        # bit (16-bit: -90 dBFS; below it a 16-bit file holds zeros again)
         if rng.random() < 0.2:
-            return np.zeros(n, np.float32)
-        x = _noise(rng, n) * 10 ** (rng.uniform(-100, -65) / 20)
+            return np.zeros(int(n * rng.uniform(0.4, 1.0)), np.float32)
+        x = _noise(rng, n) * 10 ** (rng.uniform(-90, -65) / 20)
         return x.astype(np.float32)
     if kind == "noise":
         x = _noise(rng, n)
     elif kind == "tone":
         f0 = rng.uniform(150, 3000)
-        vib = rng.uniform(0, 0.01) * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
-        x = np.sin(2 * np.pi * f0 * t * (1 + vib)) * _envelope(rng, n, sr)
+        # vibrato: the frequency (not the phase) moves by up to 1%. sin(2 pi f0 t (1 + d sin))
+        # had swung it by up to d * 2 pi * rate * t -- +-47% by the end of a clip -- so the
+        # "tones" were wobbling FM and a steady sine looked like nothing the model knew
+        depth, rate = rng.choice([0.0, rng.uniform(0, 0.01)]), rng.uniform(3, 7)
+        phase = t + depth * (1 - np.cos(2 * np.pi * rate * t)) / (2 * np.pi * rate)
+        x = np.sin(2 * np.pi * f0 * phase) * _envelope(rng, n, sr)
     elif kind == "harmonic":
         f0 = rng.uniform(80, 600)
         x = sum(rng.uniform(0.2, 1) / k * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6))
@@ -109,6 +115,11 @@ def synth_clip(kind: str, rng: np.random.Generator, sr: int = 16_000, seconds: f
     else:
         raise ValueError(f"unknown sound type {kind!r}; choose from {', '.join(CLASSES)}")
     x = x / (np.max(np.abs(x)) + 1e-12) * 10 ** (rng.uniform(-30, -3) / 20)
+    if rng.random() < 0.15:
+        # a generated signal (a test tone, a synthesizer) has no noise floor: steady and
+        # noiseless, its window statistics vary as little as digital silence's, and without
+        # such clips the model took a steady sine for silence
+        return x.astype(np.float32)
     snr_db = rng.uniform(15, 45)
     floor = _noise(rng, n) * np.sqrt(np.mean(x ** 2)) * 10 ** (-snr_db / 20)
     return np.clip(x + floor, -1, 1).astype(np.float32)
