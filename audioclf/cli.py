@@ -128,12 +128,53 @@ def _audio_inputs(paths) -> tuple[list, int]:
     return files, empty
 
 
+def _describe_model(path: str, as_json: bool) -> None:
+    """``info MODEL.joblib``: what a (verified) artifact says about itself."""
+    d = model_from_arg(path).describe()
+    if as_json:
+        print(json.dumps(_jsonable(d)))
+        return
+    f = d["features"]
+    what = (f"{len(d['labels'])} classes: {', '.join(d['labels'])}" if "labels" in d else
+            f"regression of {d['target']['name'] or 'target'}"
+            + (f" ({d['target']['unit']})" if d["target"]["unit"] else ""))
+    setting = ", ".join(f"{k} {v}" for k, v in d["setting"].items())
+    lines = [f"{path}: model {d['name']!r}, {d['task']}, {what}",
+             f"  {d['estimator']} of {d['trees']} trees ({setting})",
+             f"  features: {f['n_features']} per window of {f['window_s']:g} s every "
+             f"{f['hop_s']:g} s at {f['sr']} Hz (config {f['config_digest'][:12]})",
+             f"  trained {d['created']} on {d['training_files']} files "
+             f"({d['training_windows']} windows), data fingerprint {d['data_fingerprint'][:12]}; "
+             f"drift baseline of {d['drift_baseline_windows']} windows"]
+    for part in ("validation", "test"):
+        if part in d:
+            figures = "  ".join(f"{k} {v:.4f}" for k, v in d[part].items()
+                                if k != "n" and isinstance(v, float))
+            lines.append(f"  {part}: {figures}  (n={d[part]['n']})")
+    lines.append("  built with " + ", ".join(f"{k} {v}" for k, v in d["versions"].items()))
+    lines.append(f"  sha256 {d['digest']}")
+    print("\n".join(lines))
+
+
 def cmd_info(args) -> int:
     from collections import Counter
 
     from features import AudioError, audio_info, level_dbfs, read_audio
 
-    files, failed = _audio_inputs(args.files)
+    from .artifact import ArtifactError
+
+    models = [p for p in args.files if p.lower().endswith(".joblib") or p == DEFAULT_MODEL_NAME]
+    bad_models = 0
+    for path in models:
+        try:
+            _describe_model(path, args.json)
+        except ArtifactError as exc:  # the other inputs are still described
+            _print_error(exc)
+            bad_models += 1
+    if models and len(models) == len(args.files):
+        return 1 if bad_models else 0
+    files, failed = _audio_inputs([p for p in args.files if p not in models])
+    failed += bad_models
     rates, channels, seconds = Counter(), Counter(), 0.0
     for path in files:
         try:
@@ -681,9 +722,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    s = sub.add_parser("info", help="format, rate, channels, duration, peak/RMS dBFS of files")
-    s.add_argument("files", nargs="+", metavar="FILE|FOLDER",
-                   help="audio files, or folders: every audio file in them, and a summary")
+    s = sub.add_parser("info", help="format, rate, channels, duration, peak/RMS dBFS of files; "
+                                    "what a model artifact holds")
+    s.add_argument("files", nargs="+", metavar="FILE|FOLDER|MODEL",
+                   help="audio files, or folders: every audio file in them, and a summary; "
+                        "a MODEL.joblib (or 'default'): its classes, setting, features, "
+                        "metrics, versions and digest (checked before it is unpickled)")
+    s.add_argument("--json", action="store_true", help="models: one JSON object each")
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("plot", help="waveform above a log-mel spectrogram, as PNG")

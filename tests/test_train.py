@@ -81,6 +81,28 @@ def test_evaluate_lists_the_top_confusions_when_the_matrix_does_not_fit():
     assert small.title.startswith("confusion (rows true") and len(small.columns) == 3
 
 
+def test_info_describes_a_model_artifact(two_class, tmp_path):
+    """The artifact is self-describing: `info MODEL.joblib` says what it holds (after checking
+    its digest); before, info took it for an unreadable audio file."""
+    model = tmp_path / "m.joblib"
+    save_model(small_artifact(tmp_path), model)
+    out = run_cli("info", model, "--json")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["labels"] == ["noise", "tone"] and d["task"] == "classify"
+    assert d["training_files"] == 12 and d["features"]["n_features"] == 428
+    assert d["digest"] == (tmp_path / "m.joblib.sha256").read_text().split()[0]
+    assert set(d["validation"]) == {"n", "accuracy", "balanced_accuracy", "macro_f1"}
+    text = run_cli("info", model, two_class / "tone" / "0.wav", tmp_path / "gone.joblib")
+    assert text.returncode == 1  # the missing model; the others are still described
+    assert "model 'model', classify, 2 classes: noise, tone" in text.stdout
+    assert "0.wav: WAV/PCM_16, 16000 Hz" in text.stdout
+    assert text.stderr.strip() == f"audioclf: error: {tmp_path / 'gone.joblib'}: no such model file"
+    (tmp_path / "m.joblib.sha256").write_text("0" * 64 + "  m.joblib\n")
+    tampered = run_cli("info", model)
+    assert tampered.returncode == 1 and "mismatch" in tampered.stderr and tampered.stdout == ""
+
+
 def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):
     model = tmp_path / "m.joblib"
     out = run_cli("train", synth / "manifest.csv", "--out", model, "--n-iter", 2, "--cv", 3,
