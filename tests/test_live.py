@@ -128,6 +128,17 @@ def test_the_shipped_model_calls_a_steady_sine_a_tone(tmp_path):
         assert out["summary"]["label"] == "tone", (freq, out["summary"])
 
 
+def test_every_synthetic_clip_is_as_long_as_asked():
+    """Soundtracks and tests lay clips end to end by their duration; a silence clip cut short
+    (for unique dataset files, which generate_dataset now does itself) shifted every later
+    sound and dropped messages a Kafka test counted."""
+    from train.synthetic import CLASSES, synth_clip
+    rng = np.random.default_rng(4)
+    for _ in range(12):
+        for kind in CLASSES:
+            assert len(synth_clip(kind, rng, 8000, seconds=0.75)) == 6000, kind
+
+
 def test_the_synthetic_tones_vibrato_is_within_one_percent():
     from train.synthetic import synth_clip
     rng = np.random.default_rng(3)

@@ -43,12 +43,11 @@ def synth_clip(kind: str, rng: np.random.Generator, sr: int = 16_000, seconds: f
     n = int(sr * seconds)
     t = np.arange(n) / sr
     if kind == "silence":
-        # a muted or unplugged input (or a file's digital silence) is exact zeros -- of a
-        # random length, or the dataset's zero clips would be byte-identical files on both
-        # sides of its test split --, a quiet room a noise floor down to the converter's last
-        # bit (16-bit: -90 dBFS; below it a 16-bit file holds zeros again)
+        # a muted or unplugged input (or a file's digital silence) is exact zeros, a quiet
+        # room a noise floor down to the converter's last bit (16-bit: -90 dBFS; below it a
+        # 16-bit file holds zeros again)
         if rng.random() < 0.2:
-            return np.zeros(int(n * rng.uniform(0.4, 1.0)), np.float32)
+            return np.zeros(n, np.float32)
         x = _noise(rng, n) * 10 ** (rng.uniform(-90, -65) / 20)
         return x.astype(np.float32)
     if kind == "noise":
@@ -136,7 +135,11 @@ def generate_dataset(out_dir, n_per_class: int = 40, seed: int = 0, sr: int = 16
         os.makedirs(os.path.join(out_dir, kind), exist_ok=True)
         for i in range(n_per_class):
             rel = os.path.join(kind, f"{kind}_{i:03d}.wav")
-            write_wav(os.path.join(out_dir, rel), synth_clip(kind, rng, sr, seconds), sr)
+            y = synth_clip(kind, rng, sr, seconds)
+            if not y.any():  # digital silence: cut to a random length, or the zero clips would
+                # be byte-identical files on both sides of the test split
+                y = y[: int(len(y) * rng.uniform(0.4, 1.0))]
+            write_wav(os.path.join(out_dir, rel), y, sr)
             rows.append({"path": rel, "label": kind,
                          "split": "test" if i % 5 == 0 else "train"})
     manifest = os.path.join(out_dir, "manifest.csv")
