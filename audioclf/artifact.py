@@ -93,8 +93,8 @@ class ModelArtifact:
                    "setting": {k: v for k, v in (self.search[0] if self.search else {}).items()
                                if k in ("family", "n_estimators", "max_depth", "max_features",
                                         "min_samples_leaf", "max_leaf_nodes")},
-                   "features": {"sr": cfg.sr, "window_s": cfg.window_samples / cfg.sr,
-                                "hop_s": cfg.window_hop_samples / cfg.sr,
+                   "features": {"sr": cfg.sr, "window_s": cfg.window_seconds,
+                                "hop_s": cfg.window_hop_seconds,
                                 "n_features": len(self.feature_names),
                                 "config_digest": cfg.digest()},
                    "versions": self.versions, "data_fingerprint": self.data_fingerprint,

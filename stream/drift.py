@@ -438,7 +438,7 @@ class DriftMonitor:
         d = self.status_dict()
         tops = ", ".join(f"{f['name']} (PSI {f['psi']})" for f in d["top_features"]) or "-"
         if "windows_to_first_evaluation" in d:
-            hop = self.art.feature_config.window_hop_samples / self.art.feature_config.sr
+            hop = self.art.feature_config.window_hop_seconds
             left = d["windows_to_first_evaluation"]
             text = (f"not evaluated yet: the first evaluation needs {self.min_windows} windows "
                     f"of one stream ({self.min_windows * hop:.0f} s); {left} to go "

@@ -44,7 +44,8 @@ def render(engine=None, monitors=(), consume=None) -> str:
         metric("drift_score", "gauge", "Share of drifted features.", m.last.get("score", 0.0))
         metric("drift_dropped_total", "counter", "Windows the monitor dropped.", m.dropped)
         metric("drift_evaluations_total", "counter",
-               "Drift evaluations (0: no stream has had its first 480 windows).", m.evaluations)
+               f"Drift evaluations (0: no stream has had its first {m.min_windows} windows).",
+               m.evaluations)
         if m.capture is not None:
             metric("captured_total", "counter", "Windows saved for retraining.", m.capture.saved)
     return "\n".join(lines) + "\n"
