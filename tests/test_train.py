@@ -200,14 +200,14 @@ def test_regression_path_snr(tmp_path):
     for i, targets in enumerate((["7"], ["7", "7.0"])):
         one = _manifest(tmp_path / f"same{i}.csv", [{"path": rows[k]["path"], "target": t}
                                                     for k, t in enumerate(targets)])
-        out = run_cli("evaluate", path, one, "--json", "--no-cache")
+        out = run_cli("evaluate", path, one, "--json", "--no-cache", "--png", tmp_path / "r.png")
         assert out.returncode == 0, out.stderr
 
         def refuse(const):
             raise ValueError(f"not JSON: {const}")
         m = json.loads(out.stdout, parse_constant=refuse)
         assert m["r2"] is None and m["windows"]["r2"] is None and m["mae"] > 0
-        text = run_cli("evaluate", path, one, "--no-cache").stdout
+        text = run_cli("evaluate", path, one, "--no-cache", "--png", tmp_path / "r.png").stdout
         assert "R² n/a (the truth does not vary)" in text
 
 
