@@ -460,17 +460,14 @@ def cmd_predict(args) -> int:
     import csv
 
     from features import AudioError
+    from features.audio import AUDIO_EXTENSIONS
     from train.predict import predict_file
 
-    from features.audio import AUDIO_EXTENSIONS
-
-    inputs = list(args.files)
-    model = args.model
+    model, inputs = args.model, list(args.files)
     if model and (model.lower().endswith(AUDIO_EXTENSIONS) or os.path.isdir(model)):
         # `predict a.wav b.wav`: argparse gives the optional MODEL the first file
-        inputs.insert(0, args.model)
-        args.model = None
-    art = model_from_arg(args.model)
+        model, inputs = None, [model, *inputs]
+    art = model_from_arg(model)
     files, failed = _audio_inputs(inputs)
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:
