@@ -6,8 +6,11 @@ Each measurement runs in its own process and reports that process's peak RSS.
 (a) A generated ``--minutes`` 48 kHz stereo 16-bit WAV read to 16 kHz mono: audioclf's
 ``read_audio`` (block-wise decoding and downmix, chunked resampling) against the usual
 whole-file code, ``soundfile.read`` + channel mean + ``scipy.signal.resample_poly``, measured
-in the same run. (b) ``--files`` recordings of ``--file-minutes`` at 16 kHz through
-``train.extract.extract_windows`` in one worker, against the size of their decoded audio.
+in the same run. (b) ``audioclf predict``'s ``predict_file`` on that WAV with the shipped
+model (decoded and scored block by block) against the same scoring of the file read whole
+(``read_audio`` + ``signal_windows``). (c) ``--files`` recordings of ``--file-minutes`` at
+16 kHz through ``train.extract.extract_windows`` in one worker, against the size of their
+decoded audio.
 """
 from __future__ import annotations
 
@@ -35,6 +38,26 @@ from scipy.signal import resample_poly
 data, sr = sf.read({path!r}, dtype="float32", always_2d=True)
 y = resample_poly(data.mean(axis=1), 1, 3).astype("float32")
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, y.shape[0])
+"""
+PREDICT_OURS = """
+import resource, sys
+sys.path.insert(0, {root!r})
+import models
+from audioclf.artifact import load_model
+from train.predict import predict_file
+out = predict_file(load_model(models.default_model_path()), {path!r})
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(out["windows"]))
+"""
+PREDICT_WHOLE = """
+import resource, sys
+sys.path.insert(0, {root!r})
+import models
+from audioclf.artifact import load_model
+from features import read_audio, signal_windows
+art = load_model(models.default_model_path())
+y, _ = read_audio({path!r}, sr=16000)
+scores = art.score(signal_windows(y, art.feature_config)[1])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, len(scores))
 """
 EXTRACT = """
 import resource, sys
@@ -73,6 +96,11 @@ def main():
               f"audioclf peak RSS {ours:.0f} MB, whole-file soundfile + resample_poly {ref:.0f} MB "
               f"({ref / ours:.1f}x)")
         assert n == n_ref, (n, n_ref)
+        ours, n = run(PREDICT_OURS.format(root=ROOT, path=stereo))
+        whole, n_whole = run(PREDICT_WHOLE.format(root=ROOT, path=stereo))
+        print(f"predict on it ({n} windows): peak RSS {ours:.0f} MB block by block, "
+              f"{whole:.0f} MB read whole ({whole / ours:.1f}x)")
+        assert n == n_whole, (n, n_whole)
 
         paths = []
         for k in range(args.files):

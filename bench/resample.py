@@ -2,7 +2,7 @@
 
     python bench/resample.py [--seconds 10] [--chunk-ms 100]
 
-For each device rate a stream is fed to ``stream.resample.StreamResampler`` in ``--chunk-ms``
+For each device rate a stream is fed to ``features.resample.StreamResampler`` in ``--chunk-ms``
 chunks, as a consumer does (one BLAS thread, process CPU time, best of 5). The reference is
 ``scipy.signal.resample_poly`` over the whole signal at once -- the same samples (checked),
 with none of a stream's per-chunk overhead. Prints ms of CPU per stream-second for both.
@@ -42,7 +42,7 @@ def main():
     from scipy.signal import resample_poly
     from threadpoolctl import threadpool_limits
 
-    from stream.resample import StreamResampler
+    from features.resample import StreamResampler
 
     threadpool_limits(1)  # as `audioclf consume` and `listen` do
     rng = np.random.default_rng(0)

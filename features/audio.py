@@ -20,6 +20,7 @@ from .spectral import frame
 
 MIN_SAMPLE_RATE = 1_000  # Hz; below this nothing we classify is audible
 MAX_SAMPLE_RATE = 768_000  # Hz; the highest rate real converters ship
+DECODE_BLOCK = 1 << 18  # frames decoded and downmixed at a time (5.5 s at 48 kHz)
 
 
 class AudioError(ValueError):
@@ -158,6 +159,65 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
     return resample(y, int(file_sr), target), target
 
 
+def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
+    """:func:`read_audio` a block at a time, for recordings too long to hold: yields
+    consecutive mono float32 blocks ``(n,)`` at ``sr`` Hz, each from at most ``block_frames``
+    (default ``DECODE_BLOCK``) of the file's frames, so memory does not grow with the
+    recording's length.
+
+    Concatenated, the blocks are :func:`read_audio`'s samples: the same ones at the file's own
+    rate, resampled ones to float32 rounding (block by block as a live stream is,
+    ``features.resample.StreamResampler``). The same files raise the same
+    :class:`AudioError`; a problem only decoding finds (NaN, a short file) is raised when its
+    block is reached, after the blocks before it.
+    """
+    import soundfile as sf
+
+    from .resample import StreamResampler
+
+    path = _existing_file(path)
+    target = check_sample_rate(sr, "target")
+    block_frames = block_frames or DECODE_BLOCK
+    with _decoder_notes_hidden(path):  # per decoder call: never held while the caller works
+        try:
+            fh = sf.SoundFile(path)
+        except Exception as exc:
+            raise _unreadable(path, exc) from None
+    with fh:
+        info = _checked_info(path, fh)
+        resampler = None if info.sample_rate == target else \
+            StreamResampler(info.sample_rate, target)
+        n = 0
+        while True:
+            with _decoder_notes_hidden(path):
+                try:
+                    block = fh.read(block_frames, dtype="float32", always_2d=True)
+                except Exception as exc:
+                    raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})"
+                                     ) from None
+            if block.shape[0] == 0:
+                break
+            y = to_mono(block)
+            if not np.isfinite(y).all():
+                raise AudioError(path, "contains NaN or infinite samples")
+            n += y.shape[0]
+            if resampler is not None:
+                y = resampler.process(y)
+            if y.shape[0]:
+                yield y
+    if n == 0:
+        raise AudioError(path, "no audio samples after decoding (zero length)")
+    declared = _declared_riff_frames(path)
+    if declared is not None and declared > n:
+        raise AudioError(path, f"truncated: header promises {declared} frames, file holds {n}")
+    if info.frames > 0 and n < info.frames:
+        raise AudioError(path, f"truncated: header promises {info.frames} frames, decoded {n}")
+    if resampler is not None:
+        tail = resampler.flush()
+        if tail.shape[0]:
+            yield tail
+
+
 # libmpg123 (MP3 inside libsndfile) prints its own notes on a damaged stream to file descriptor
 # 2 ("Note: Trying to resync...", "Warning: Xing stream size off..."), around our one-line
 # error or a file that decoded fine; these are the prefixes of its lines
@@ -191,9 +251,6 @@ def _decoder_notes_hidden(path: str):
                       if not line.startswith(_MPG123_LINES)]
             if others:
                 os.write(2, b"".join(others))
-
-
-DECODE_BLOCK = 1 << 18  # frames decoded and downmixed at a time (5.5 s at 48 kHz)
 
 
 def _decode_mono(fh, frames: int) -> np.ndarray:

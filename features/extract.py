@@ -304,6 +304,32 @@ def signal_windows(y: np.ndarray, cfg: FeatureConfig) -> tuple[np.ndarray, np.nd
 WINDOW_CHUNK = 64
 
 
+def block_windows(blocks, cfg: FeatureConfig, max_windows: int = 4 * WINDOW_CHUNK):
+    """:func:`signal_windows` of a signal that arrives as consecutive blocks ``(n,)`` at
+    ``cfg.sr`` (e.g. :func:`features.audio.read_audio_blocks`): yields ``(starts, X)`` for up
+    to ``max_windows`` windows at a time, as soon as their samples are in, holding only those
+    samples. Concatenated, the parts equal :func:`signal_windows` on the whole signal
+    (``starts`` count from the signal's first sample); no block at all yields nothing.
+    """
+    W, hop = cfg.window_samples, cfg.window_hop_samples
+    span, step = (max_windows - 1) * hop + W, max_windows * hop
+    pending, held, base = [], 0, 0  # unused blocks, their samples, the first one's index
+    for block in blocks:
+        pending.append(np.asarray(block, dtype=np.float32))
+        held += pending[-1].shape[0]
+        if held < span:
+            continue
+        y = np.concatenate(pending)
+        while y.shape[0] >= span:
+            starts, X = signal_windows(y[:span], cfg)
+            yield base + starts, X
+            y, base = y[step:], base + step
+        pending, held = [y], y.shape[0]
+    if held and (base == 0 or held >= W):  # a whole signal shorter than one window is padded
+        starts, X = signal_windows(np.concatenate(pending), cfg)
+        yield base + starts, X
+
+
 def batch_windows(signals, cfg: FeatureConfig, chunk: int = 32):
     """:func:`signal_windows` for many signals, vectorised across them (the offline fast path).
 

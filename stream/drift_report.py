@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from audioclf.artifact import ModelArtifact
-from features import AudioError, read_audio, signal_windows
+from features import AudioError, block_windows, read_audio_blocks
 from features.audio import AUDIO_EXTENSIONS, audio_files
 
 from .drift import MIN_WINDOWS, DriftThresholds, evaluate_window
@@ -34,12 +34,13 @@ def collect_vectors(art: ModelArtifact, sources: list[str]) -> tuple[np.ndarray,
                 raise FileNotFoundError(f"{src}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
                                         "and no manifest.csv (a capture folder)")
         for path in files:
-            try:
-                y, _ = read_audio(path, sr=art.feature_config.sr)
+            cfg = art.feature_config
+            try:  # block by block: a long recording is not held whole
+                parts = [X for _, X in block_windows(read_audio_blocks(path, sr=cfg.sr), cfg)]
             except AudioError as exc:
                 skipped.append(str(exc))
                 continue
-            vectors.append(signal_windows(y, art.feature_config)[1])
+            vectors.extend(parts)
     if not vectors:
         why = "; ".join(skipped[:3]) + (f"; {len(skipped) - 3} more" if len(skipped) > 3 else "")
         raise FileNotFoundError(f"no windows to compare: {why or 'no readable files or captures'}")

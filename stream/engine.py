@@ -20,7 +20,7 @@ from features import IncrementalFeatures
 from features.audio import resample_inputs
 from features.extract import _analyzer, feature_names, window_vectors
 
-from .resample import StreamResampler
+from features.resample import StreamResampler
 
 
 @dataclass

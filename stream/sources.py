@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from features import read_audio
+from features import read_audio_blocks
 
 from .devices import DeviceError, import_sounddevice, resolve_input
 from .ring import RingBuffer
@@ -130,14 +130,22 @@ class MicSource:
 class FileSource:
     """A file decoded at the model's rate (the same decode as ``predict``), in blocks.
 
-    ``realtime=True`` paces blocks at the audio's own speed, like a microphone would.
+    ``realtime=True`` paces blocks at the audio's own speed, like a microphone would. The file
+    is decoded as it is read, so a long recording is never held whole; opening it (and its
+    first block) happens here, so a file that cannot be read fails before listening starts.
     """
 
     def __init__(self, path, sr: int, block_seconds: float = 0.05, realtime: bool = True,
                  samples: np.ndarray | None = None):
-        self.y = samples if samples is not None else read_audio(path, sr=sr)[0]
+        if samples is not None:
+            self._decoded = iter([np.asarray(samples, dtype=np.float32)])
+        else:
+            self._decoded = read_audio_blocks(path, sr=sr)
         self.rate, self.realtime = sr, realtime
         self.block = max(1, int(block_seconds * sr))
+        self._buf = np.zeros(0, np.float32)  # decoded samples not yet read
+        self._more = True
+        self._fill()
         self.pos = 0
         self.last_index = 0
         self.input_overflows = 0
@@ -145,11 +153,20 @@ class FileSource:
         self.overruns = 0
         self._t0 = None
 
+    def _fill(self) -> None:
+        """Decode until a whole read is buffered or the file ends."""
+        while self._more and self._buf.shape[0] < self.block:
+            try:
+                self._buf = np.concatenate([self._buf, next(self._decoded)])
+            except StopIteration:
+                self._more = False
+
     def start(self):
         self._t0 = time.monotonic()
 
     def read(self, timeout: float) -> np.ndarray | None:
-        if self.pos >= len(self.y):
+        self._fill()
+        if not self._buf.shape[0]:
             return None
         if self.realtime:
             due = self._t0 + (self.pos + self.block) / self.rate
@@ -157,8 +174,8 @@ class FileSource:
             if delay > 0:
                 time.sleep(min(delay, timeout))
                 if time.monotonic() < due:
-                    return self.y[:0]
-        chunk = self.y[self.pos:self.pos + self.block]
+                    return self._buf[:0]
+        chunk, self._buf = self._buf[:self.block], self._buf[self.block:]
         self.last_index = self.pos
         self.pos += self.block
         return chunk

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from features import AudioError, audio_info, read_audio
+from features import AudioError, audio_info, read_audio, read_audio_blocks
 
 SR = 16_000
 
@@ -111,6 +111,45 @@ def test_resample_equals_scipy_resample_poly(rates, chunk, monkeypatch):
                                              window=h.astype(np.float32)), atol=1e-6)
 
 
+@pytest.mark.parametrize("file_sr,channels", [(16000, 1), (16000, 2), (44100, 2), (8000, 1),
+                                              (48000, 6), (22050, 1)])
+@pytest.mark.parametrize("block_frames", [1, 977, 1 << 18])
+def test_blocks_are_read_audio_a_block_at_a_time(tmp_path, file_sr, channels, block_frames):
+    """read_audio_blocks (predict, listen --file, long training files) concatenates to
+    read_audio's samples: the same ones at the model's rate, resampled ones to float32
+    rounding (its blocks go through the live streams' resampler); no block is empty."""
+    path = tmp_path / "b.wav"
+    rng = np.random.default_rng(file_sr + channels)
+    x = (0.2 * rng.standard_normal((int(file_sr * 2.3) + 1, channels))).astype(np.float32)
+    sf.write(path, x, file_sr, subtype="FLOAT")
+    if block_frames == 1:
+        sf.write(path, x[:400], file_sr, subtype="FLOAT")  # one-frame blocks: keep it short
+    whole, _ = read_audio(path, sr=SR)
+    blocks = list(read_audio_blocks(path, sr=SR, block_frames=block_frames))
+    assert all(b.dtype == np.float32 and b.ndim == 1 and b.shape[0] for b in blocks)
+    if block_frames == 1 << 18 and file_sr == SR:
+        assert len(blocks) == 1  # a clip is one block
+    got = np.concatenate(blocks)
+    assert got.shape == whole.shape
+    if file_sr == SR:
+        np.testing.assert_array_equal(got, whole)
+    else:
+        np.testing.assert_allclose(got, whole, atol=1e-6)
+
+
+def test_blocks_before_a_problem_arrive_then_the_error(tmp_path):
+    """A problem only decoding finds (here a NaN two seconds in) is raised when its block
+    is reached: what came before it has already been handed over."""
+    x = tone(SR, seconds=4.0)
+    x[2 * SR] = np.nan
+    sf.write(tmp_path / "n.wav", x, SR, subtype="FLOAT")
+    got = []
+    with pytest.raises(AudioError, match="NaN or infinite"):
+        for block in read_audio_blocks(tmp_path / "n.wav", sr=SR, block_frames=SR // 2):
+            got.append(block)
+    assert sum(map(len, got)) == 2 * SR
+
+
 def _bad(path, content: bytes):
     path.write_bytes(content)
     return path
@@ -155,11 +194,12 @@ def test_bad_input_messages_name_file_and_problem(tmp_path, case, expect):
         path.mkdir()
     elif case == "random_mp3":
         path.write_bytes(np.random.default_rng(0).bytes(1000))
-    with pytest.raises(AudioError) as err:
-        read_audio(path)
-    message = str(err.value)
-    assert str(path) in message and expect in message
-    assert "\n" not in message
+    for read in (read_audio, lambda p: list(read_audio_blocks(p, block_frames=1000))):
+        with pytest.raises(AudioError) as err:
+            read(path)
+        message = str(err.value)
+        assert str(path) in message and expect in message
+        assert "\n" not in message
 
 
 def test_info_reports_header(tmp_path):

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 from features import (FeatureConfig, FeatureConfigError, IncrementalFeatures, batch_windows,
-                      feature_names,
-                      signal_windows, window_vectors)
+                      block_windows, feature_names, signal_windows, window_vectors)
 from features.extract import FrameAnalyzer, FrameLayout, frame_descriptor_names
 
 CFG = FeatureConfig()
@@ -103,6 +102,22 @@ def test_long_signal_chunks_equal_one_pass(rng, monkeypatch, chunk):
     starts, X = signal_windows(y, CFG)
     assert len(starts) == len(want) == 13
     np.testing.assert_array_equal(X, want)
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 1.1, 3.0, 3.25, 3.3, 6.2])
+@pytest.mark.parametrize("block", [1000, 16_000, 10 ** 6])
+def test_windows_of_blocks_equal_the_whole_signal(rng, seconds, block):
+    """block_windows (a file decoded block by block) gives signal_windows' windows of the
+    whole signal, whatever the blocks and the parts: a clip shorter than a window padded, a
+    tail shorter than a hop not scored, windows across block and part seams unchanged."""
+    y = speechy(rng, seconds=seconds)
+    want_starts, want = signal_windows(y, CFG)
+    parts = list(block_windows((y[i:i + block] for i in range(0, len(y), block)), CFG,
+                               max_windows=5))
+    assert all(len(s) <= 5 for s, _ in parts)
+    np.testing.assert_array_equal(np.concatenate([s for s, _ in parts]), want_starts)
+    np.testing.assert_array_equal(np.concatenate([X for _, X in parts]), want)
+    assert list(block_windows(iter([]), CFG)) == []
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 32])

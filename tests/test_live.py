@@ -84,6 +84,32 @@ def test_listen_file_equals_predict(tmp_path):
         assert a["probability"] == pytest.approx(b["probability"], abs=1e-4)
 
 
+def test_a_listened_file_is_decoded_as_it_is_read(tmp_path, monkeypatch):
+    """listen --file reads a file block by block (an hour-long one is not held whole), the
+    samples predict reads; a file that cannot be read fails before listening starts."""
+    import features.audio
+    from features import AudioError, read_audio
+    from stream.sources import FileSource
+
+    monkeypatch.setattr(features.audio, "DECODE_BLOCK", 3000)  # several blocks a second
+    rng = np.random.default_rng(8)
+    wav = tmp_path / "d.wav"
+    write_wav(wav, 0.2 * rng.standard_normal(int(44100 * 2.1)), 44100)
+    source = FileSource(wav, 16000, block_seconds=0.05, realtime=False)
+    assert source._buf.shape[0] < 16000  # only the first blocks are decoded yet
+    source.start()
+    chunks = []
+    while (chunk := source.read(1.0)) is not None:
+        chunks.append(chunk)
+    got = np.concatenate(chunks)
+    np.testing.assert_allclose(got, read_audio(wav)[0], atol=1e-6)
+    with pytest.raises(AudioError, match="no such file"):
+        FileSource(tmp_path / "missing.wav", 16000)
+    out = run_cli("listen", "--file", tmp_path / "missing.wav", "--fast")
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        f"audioclf: error: {tmp_path / 'missing.wav'}: no such file"], out.stderr
+
+
 def test_predict_several_files_without_a_model_uses_the_shipped_one(tmp_path):
     """MODEL is optional, so argparse handed it the first of several files, which was then
     refused as an unchecked model."""
@@ -176,7 +202,7 @@ def test_stream_resampler_equals_whole_signal_resample(rates):
     offline resampler gives the whole signal, to float32 rounding, and no more or fewer --
     through the gathered, per-phase and whole-block matrix-product paths."""
     from features.audio import resample, resample_taps
-    from stream.resample import StreamResampler
+    from features.resample import StreamResampler
 
     rng = np.random.default_rng(sum(rates))
     for n in (1, 500, 20011):
@@ -201,7 +227,7 @@ def test_stream_resampler_joined_mid_way_equals_whole_signal_resample(rates):
     not given (no zeros in the middle of a stream)."""
     from features.audio import resample
     from stream.engine import grid_origin
-    from stream.resample import StreamResampler
+    from features.resample import StreamResampler
 
     cfg = load_model(default_model_path()).feature_config
     rng = np.random.default_rng(sum(rates))

@@ -912,3 +912,62 @@ def test_other_analysis_rates_keep_the_frame_durations_and_stream_like_offline(t
 def read_audio_at(y, sr, rate):
     from features.audio import resample
     return y if rate == sr else resample(y, sr, rate).astype(np.float32)
+
+
+def test_predicting_a_long_recording_holds_its_scores_not_its_audio(tmp_path):
+    """predict decodes and scores a file block by block: from a 4- to a 16-minute recording
+    the peak traced memory stays flat (their decoded audio is 15 and 61 MB), and the timeline
+    is the one the whole decoded signal gives."""
+    import tracemalloc
+
+    import models
+    from features import read_audio, signal_windows
+    from train.predict import predict_file
+
+    art = load_model(models.default_model_path())
+    art.score(np.zeros((1, len(art.feature_names)), np.float32))  # its one-off set-up
+    rng = np.random.default_rng(0)
+    peaks = {}
+    for minutes in (4, 16):
+        path = tmp_path / f"long{minutes}.wav"
+        y = np.repeat(0.1 * rng.standard_normal(minutes * 60 * 160), 100)  # 100 Hz steps
+        write_wav(path, y, 16000)
+        del y
+        tracemalloc.start()
+        out = predict_file(art, path)
+        peaks[minutes] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert abs(out["duration"] - 16 * 60) < 1e-9 and len(out["windows"]) == 16 * 240 - 3
+    decoded = 16 * 60 * 16000 * 4
+    assert peaks[16] < 0.5 * decoded and peaks[16] < peaks[4] + 0.05 * decoded, peaks
+    y, _ = read_audio(path)
+    starts, X = signal_windows(y, art.feature_config)
+    assert [w.start for w in out["windows"]] == list(starts / 16000)
+    np.testing.assert_array_equal([w.probability for w in out["windows"]],
+                                  art.score(X).max(axis=1))
+
+
+def test_long_training_files_are_analysed_block_by_block(tmp_path, monkeypatch):
+    """Files over LONG_FILE_BYTES are decoded a block at a time; their windows are those of
+    the whole file (the same at the model's rate, to float32 rounding when resampled), and
+    are cached like the others."""
+    import train.extract as tx
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for sr in (16000, 44100):
+        paths.append(str(tmp_path / f"r{sr}.wav"))
+        write_wav(paths[-1], 0.2 * rng.standard_normal(int(sr * 7.3)), sr)
+    cfg = FeatureConfig()
+    whole = tx.extract_windows(paths, cfg, n_jobs=1, cache_dir=None, progress=False)
+    monkeypatch.setattr(tx, "LONG_FILE_BYTES", 1000)
+    monkeypatch.setattr(tx, "read_audio", None)  # the long path must not decode files whole
+    cache = tmp_path / "cache"
+    for hits in (0, 2):
+        blocks = tx.extract_windows(paths, cfg, n_jobs=1, cache_dir=str(cache), progress=False)
+        assert blocks.cache_hits == hits and not blocks.skipped
+        np.testing.assert_array_equal(blocks.owner, whole.owner)
+        np.testing.assert_array_equal(blocks.starts, whole.starts)
+        at_rate = whole.owner == 0
+        np.testing.assert_array_equal(blocks.X[at_rate], whole.X[at_rate])
+        np.testing.assert_allclose(blocks.X[~at_rate], whole.X[~at_rate], atol=5e-3)

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features import AudioError, FeatureConfig, batch_windows, read_audio
+from features import (AudioError, FeatureConfig, batch_windows, block_windows, read_audio,
+                      read_audio_blocks)
 from features.extract import WINDOW_CHUNK
+
+
+# files larger than this are decoded a block at a time (a 16 kHz 16-bit mono WAV of 2 min, an
+# MP3 of ~4): a whole hour-long recording would be held, resampled, by every worker
+LONG_FILE_BYTES = 4 << 20
 
 
 def default_cache_dir() -> str:
@@ -115,6 +121,11 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache entry is recomputed
         try:
+            if os.path.getsize(path) > LONG_FILE_BYTES:  # decoded and analysed block by block
+                parts = list(block_windows(read_audio_blocks(path, sr=cfg.sr), cfg))
+                _store(out, i, np.concatenate([s for s, _ in parts]),
+                       np.concatenate([X for _, X in parts]), cached)
+                continue
             y, _ = read_audio(path, sr=cfg.sr)
         except AudioError as exc:
             out[i] = str(exc)
@@ -142,11 +153,16 @@ def _windows_into(todo, cfg: FeatureConfig, out: dict) -> None:
     owner, starts, X = batch_windows([y for _, y, _ in todo], cfg)
     for k, (i, _, cached) in enumerate(todo):
         sel = owner == k
-        out[i] = (starts[sel], X[sel])
-        if cached:
-            tmp = f"{cached}.{os.getpid()}.tmp.npz"
-            np.savez(tmp, starts=starts[sel], X=X[sel])
-            os.replace(tmp, cached)
+        _store(out, i, starts[sel], X[sel], cached)
+
+
+def _store(out: dict, i: int, starts: np.ndarray, X: np.ndarray, cached: str | None) -> None:
+    """File ``i``'s windows into ``out`` and, with a cache path, the cache."""
+    out[i] = (starts, X)
+    if cached:
+        tmp = f"{cached}.{os.getpid()}.tmp.npz"
+        np.savez(tmp, starts=starts, X=X)
+        os.replace(tmp, cached)
 
 
 class _progress:

@@ -389,19 +389,24 @@ def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
 
 def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray | None:
     from audioclf.memory import keep_freed_memory
-    from features import AudioError, read_audio, signal_windows
+    from features import AudioError, read_audio_blocks, signal_windows
 
     keep_freed_memory()
 
-    parts, total = [], 0
+    parts, total, limit = [], 0, int(max_seconds * cfg.sr)
     for path in paths:
-        try:
-            y, _ = read_audio(path, sr=cfg.sr)
+        taken = []
+        try:  # block by block, so an hour-long file is not decoded for its first minutes (a
+            # clip is one block: the clip that reaches the limit is still taken whole)
+            for block in read_audio_blocks(path, sr=cfg.sr):
+                taken.append(block)
+                if total + sum(map(len, taken)) >= limit:
+                    break
         except AudioError:
             continue
-        parts.append(y)
-        total += len(y)
-        if total >= max_seconds * cfg.sr:
+        parts.extend(taken)
+        total += sum(map(len, taken))
+        if total >= limit:
             break
     if not parts:
         return None

@@ -7,7 +7,7 @@ import numpy as np
 
 from audioclf.artifact import ModelArtifact
 from audioclf.postprocess import Smoother
-from features import read_audio, signal_windows
+from features import block_windows, read_audio_blocks
 
 
 @dataclass
@@ -46,17 +46,32 @@ def window_timeline(art: ModelArtifact, scores: np.ndarray, starts, smooth: int 
 
 
 def predict_file(art: ModelArtifact, path, smooth: int = 1) -> dict:
-    """Read a file and score every window; returns timeline and summary (mean of window scores)."""
+    """Read a file and score every window; returns timeline and summary (mean of window scores).
+
+    The file is decoded and scored a block at a time, so an hour-long recording costs the
+    memory of its scores, not of its audio.
+    """
     cfg = art.feature_config
-    y, _ = read_audio(path, sr=cfg.sr)
-    starts, X = signal_windows(y, cfg)
-    scores = art.score(X)
-    timeline = window_timeline(art, scores, starts, smooth, duration=len(y) / cfg.sr)
+    n_samples = 0
+
+    def counted(blocks):
+        nonlocal n_samples
+        for block in blocks:
+            n_samples += block.shape[0]
+            yield block
+
+    starts, scores = [], []
+    for s, X in block_windows(counted(read_audio_blocks(path, sr=cfg.sr)), cfg):
+        starts.append(s)
+        scores.append(art.score(X))
+    starts, scores = np.concatenate(starts), np.concatenate(scores)
+    duration = n_samples / cfg.sr
+    timeline = window_timeline(art, scores, starts, smooth, duration=duration)
     mean = scores.mean(axis=0)
     if art.is_classifier:
         k = int(np.argmax(mean))
         summary = {"label": art.labels[k], "probability": float(mean[k])}
     else:
         summary = {"value": float(mean)}
-    return {"file": str(path), "duration": len(y) / cfg.sr, "summary": summary,
+    return {"file": str(path), "duration": duration, "summary": summary,
             "windows": timeline}

@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from features.audio import resample_block, resample_inputs, resample_outputs, resample_taps
+from .audio import resample_block, resample_inputs, resample_outputs, resample_taps
 
 
 class StreamResampler:
