@@ -460,11 +460,12 @@ def cmd_predict(args) -> int:
     import csv
 
     from features import AudioError
-    from features.audio import AUDIO_EXTENSIONS
+    from features.audio import AUDIO_EXTENSIONS, UNDECODABLE_EXTENSIONS
     from train.predict import predict_file
 
     model, inputs = args.model, list(args.files)
-    if model and (model.lower().endswith(AUDIO_EXTENSIONS) or os.path.isdir(model)):
+    audio = AUDIO_EXTENSIONS + UNDECODABLE_EXTENSIONS
+    if model and (model.lower().endswith(audio) or os.path.isdir(model)):
         # `predict a.wav b.wav`: argparse gives the optional MODEL the first file
         model, inputs = None, [model, *inputs]
     art = model_from_arg(model)

@@ -48,8 +48,12 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64",
-                    ".rf64", ".caf")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                    ".au", ".w64", ".rf64", ".caf")
+# audio libsndfile does not decode: listed with the rest, so that a folder of them is reported
+# file by file (how to convert them) rather than quietly left out of a training set
+UNDECODABLE_EXTENSIONS = (".m4a", ".mp4", ".aac", ".wma", ".amr", ".3gp", ".webm", ".mka",
+                          ".ac3", ".ape", ".wv")
 
 
 def is_hidden(name: str) -> bool:
@@ -59,12 +63,14 @@ def is_hidden(name: str) -> bool:
 
 
 def audio_files(folder: str):
-    """Paths of the audio files (by extension, ``AUDIO_EXTENSIONS``) anywhere under ``folder``,
-    hidden ones (:func:`is_hidden`) left out."""
+    """Paths of the audio files (by extension: ``AUDIO_EXTENSIONS``, and the
+    ``UNDECODABLE_EXTENSIONS`` reading will report) anywhere under ``folder``, hidden ones
+    (:func:`is_hidden`) left out."""
     for dirpath, dirnames, names in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
         for n in names:
-            if n.lower().endswith(AUDIO_EXTENSIONS) and not is_hidden(n):
+            if n.lower().endswith(AUDIO_EXTENSIONS + UNDECODABLE_EXTENSIONS) and \
+                    not is_hidden(n):
                 yield os.path.join(dirpath, n)
 
 
@@ -524,6 +530,10 @@ def _unreadable(path: str, exc: BaseException) -> AudioError:
     """The error for a file libsndfile cannot open. Its text for data it cannot decode at all
     (random bytes named .mp3) says the file "does not exist or is not a regular file"; the
     file was just checked to exist, so that text would mislead."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext in UNDECODABLE_EXTENSIONS:
+        return AudioError(path, f"{ext} is not a format libsndfile decodes; convert the "
+                                f"file first, e.g. ffmpeg -i IN{ext} OUT.flac")
     text = _one_line(exc)
     if "does not exist or is not a regular file" in text:
         text = "unrecognised format or corrupt data"

@@ -172,9 +172,12 @@ def good_wav_bytes(tmp_path):
     ("directory", "is a directory"),
     # libsndfile says such a file "does not exist or is not a regular file"
     ("random_mp3", "not a readable audio file (unrecognised format or corrupt data)"),
+    ("m4a", ".m4a is not a format libsndfile decodes; convert the file first, e.g. ffmpeg "
+            "-i IN.m4a OUT.flac"),
 ])
 def test_bad_input_messages_name_file_and_problem(tmp_path, case, expect):
-    path = tmp_path / (f"{case}.mp3" if case.endswith("mp3") else f"{case}.wav")
+    path = tmp_path / (f"{case}.mp3" if case.endswith("mp3") else
+                       f"x.{case}" if case == "m4a" else f"{case}.wav")
     if case == "empty":
         path.write_bytes(b"")
     elif case == "text":
@@ -194,6 +197,8 @@ def test_bad_input_messages_name_file_and_problem(tmp_path, case, expect):
         path.mkdir()
     elif case == "random_mp3":
         path.write_bytes(np.random.default_rng(0).bytes(1000))
+    elif case == "m4a":  # the start of an MP4 container
+        path.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(2000))
     for read in (read_audio, lambda p: list(read_audio_blocks(p, block_frames=1000))):
         with pytest.raises(AudioError) as err:
             read(path)

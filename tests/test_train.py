@@ -345,12 +345,18 @@ def test_malicious_pickle_is_never_executed(tmp_path):
 
 
 def test_corrupt_file_is_skipped_and_counted(two_class, tmp_path):
+    """A corrupt file, and audio libsndfile cannot decode (an .m4a among the WAVs, which a
+    listing by extension used to leave out without a word), are reported and skipped."""
     (two_class / "tone" / "broken.wav").write_bytes(b"RIFF\x00\x00garbage")
+    (two_class / "noise" / "phone.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(500))
     out = run_cli("train", two_class, "--out", tmp_path / "m.joblib", "--n-iter", 1, "--cv", 2,
                   "--families", "et", "--no-cache", "--json")
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
-    assert len(res["skipped"]) == 1 and "broken.wav" in res["skipped"][0]
+    broken, m4a = sorted(res["skipped"], key=lambda line: "phone.m4a" in line)
+    assert len(res["skipped"]) == 2 and "broken.wav" in broken
+    assert "phone.m4a: .m4a is not a format libsndfile decodes; convert the file first, e.g. " \
+           "ffmpeg -i IN.m4a OUT.flac" in m4a
 
 
 def test_empty_class_and_single_class_errors(tmp_path):
