@@ -287,16 +287,19 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({"model": args.out, "digest": digest, "metrics": _jsonable(m),
                           "skipped": [r for _, r in result.skipped],
-                          "warnings": result.warnings, "cv_groups": result.cv_groups}))
+                          "warnings": result.warnings, "cv_groups": result.cv_groups,
+                          "padding_windows": result.padding_windows}))
         return 0
     for _, reason in result.skipped:
         console.print(f"[yellow]skipped[/] {reason}")
     for warning in result.warnings:
         console.print(f"[yellow]warning[/] {warning}")
     _print_search(console, result.search[:10])
+    padding = (f", {_plural(result.padding_windows, 'silent padding window')} left out"
+               if result.padding_windows else "")
     console.print(f"{ds.task}: {result.n_train_files} training files, {result.n_test_files} test "
-                  f"files, {len(result.skipped)} skipped, {result.cache_hits} feature cache hits; "
-                  f"cross-validation groups: {result.cv_groups}")
+                  f"files, {len(result.skipped)} skipped, {result.cache_hits} feature cache hits"
+                  f"{padding}; cross-validation groups: {result.cv_groups}")
     _print_metrics(console, "validation (grouped CV, per file)", m["validation"], ds.task)
     if "test" in m:
         _print_metrics(console, "test split (per file)", m["test"], ds.task)
@@ -356,7 +359,7 @@ def cmd_evaluate(args) -> int:
     import numpy as np
 
     from train.dataset import load_dataset
-    from train.evaluate import evaluate_scores, plot_confusion, plot_regression
+    from train.evaluate import evaluate_scores, plot_confusion, plot_regression, sound_windows
     from train.extract import content_ids, extract_windows
 
     art = model_from_arg(args.model)
@@ -384,8 +387,11 @@ def cmd_evaluate(args) -> int:
         truth = np.array([it.label for it in items], dtype=object)
     else:
         truth = np.array([it.target for it in items], dtype=float)
-    scores = art.score(win.X)
-    m = evaluate_scores(art.task, art.labels, scores, win.owner, truth)
+    # as in training: a clip's zero padding is no evidence of its label
+    keep = sound_windows(win.X[:, art.feature_names.index("level_dbfs")], win.owner)
+    scores, owner = art.score(win.X[keep]), win.owner[keep]
+    m = evaluate_scores(art.task, art.labels, scores, owner, truth)
+    m["padding_windows"] = int((~keep).sum())
     m["skipped"] = [r for _, r in win.skipped]
     if art.is_classifier:
         m["unknown_labels"] = unknown  # files per label the model does not know (not scored)
@@ -396,7 +402,7 @@ def cmd_evaluate(args) -> int:
         plot_confusion(m, png, title=f"{_stem(args.model)} on {data_title}")
     else:
         from train.evaluate import file_scores
-        files, per_file = file_scores(scores, win.owner)
+        files, per_file = file_scores(scores, owner)
         plot_regression(truth[files], per_file, png, art.target_name or "target",
                         art.target_unit or "")
     if args.json:

@@ -977,3 +977,47 @@ def test_long_training_files_are_analysed_block_by_block(tmp_path, monkeypatch):
         at_rate = whole.owner == 0
         np.testing.assert_array_equal(blocks.X[at_rate], whole.X[at_rate])
         np.testing.assert_allclose(blocks.X[~at_rate], whole.X[~at_rate], atol=5e-3)
+
+
+def test_silent_padding_is_no_evidence_of_a_label():
+    """Windows of digital silence in a file with sound (a clip dataset's zero padding) are
+    left out; a quiet file (a silence class, a room's noise floor) keeps all of its windows."""
+    from train.evaluate import SILENT_DBFS, SOUND_DBFS, sound_windows
+
+    levels = np.array([-20, -100, -100,  # a sound, then zeros: the zeros go
+                       -100, -100,  # a file of digital silence keeps them
+                       -60, -100,  # a faint file (below SOUND_DBFS) keeps them too
+                       SOUND_DBFS, SILENT_DBFS, SILENT_DBFS + 1])  # the bounds
+    owner = np.array([0, 0, 0, 1, 1, 2, 2, 3, 3, 3])
+    assert sound_windows(levels, owner).tolist() == [True, False, False, True, True, True,
+                                                     True, True, False, True]
+
+
+def test_padded_clips_train_and_score_on_their_sound(tmp_path):
+    """Clips padded to 4 s with zeros (as ESC-50's are): train leaves the padding out and
+    says how much, evaluate scores files on their sound, and predict's summary is the mean
+    of the windows with sound while its timeline still shows every window."""
+    rng = np.random.default_rng(11)
+    for kind in ("siren", "noise"):
+        (tmp_path / "pad" / kind).mkdir(parents=True)
+        for i in range(6):
+            y = np.zeros(4 * 16000)
+            y[:16000] = synth_clip(kind, rng, seconds=1.0)
+            write_wav(tmp_path / "pad" / kind / f"{i}.wav", y, 16000)
+    model = tmp_path / "pad.joblib"
+    out = run_cli("train", tmp_path / "pad", "--out", model, "--n-iter", 1, "--cv", 2,
+                  "--families", "et", "--no-cache", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    # of each file's 13 windows, those starting at 1.0 s and later hold only zeros
+    assert res["padding_windows"] == 12 * 9
+    assert res["metrics"]["n_train_windows"] == 12 * 4
+    out = run_cli("evaluate", model, tmp_path / "pad", "--json", "--no-cache")
+    m = json.loads(out.stdout)
+    assert m["padding_windows"] == 12 * 9 and m["windows"]["n"] == 12 * 4
+    wav = tmp_path / "pad" / "siren" / "0.wav"
+    res = json.loads(run_cli("predict", model, wav, "--json").stdout)
+    assert len(res["windows"]) == 13
+    sound = [w["probs"] for w in res["windows"][:4]]
+    assert res["summary"]["probability"] == pytest.approx(
+        max(np.mean([[p[c] for c in sorted(p)] for p in sound], axis=0)))

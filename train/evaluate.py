@@ -4,6 +4,27 @@ from __future__ import annotations
 import numpy as np
 
 
+SILENT_DBFS = -80.0  # a window whose loudest frame is below this holds no sound (zeros, dither)
+SOUND_DBFS = -50.0  # a file with a window this loud has sound: its silent windows are padding
+
+
+def sound_windows(levels_db: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Which windows are evidence of their file's label: ``(n_windows,)`` bool.
+
+    All, except the windows of digital silence (loudest frame ``<= SILENT_DBFS``) in a file
+    whose loudest window reaches ``SOUND_DBFS``: a clip dataset's zero padding (ESC-50 pads
+    a short sound to 5 s with zeros). Left in, such identical silent windows carry every
+    class's label, and both in training and in a file's average they vote for the classes
+    whose clips are padded most. A file of silence keeps its windows. ``levels_db``: each
+    window's ``level_dbfs`` feature; ``owner``: its file.
+    """
+    levels_db = np.asarray(levels_db, dtype=np.float64)
+    files, inverse = np.unique(np.asarray(owner), return_inverse=True)
+    loudest = np.full(len(files), -np.inf)
+    np.maximum.at(loudest, inverse, levels_db)
+    return (levels_db > SILENT_DBFS) | (loudest[inverse] < SOUND_DBFS)
+
+
 def file_scores(scores: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Average window scores per file: probabilities ``(n, C)`` or values ``(n,)``.
 

@@ -11,7 +11,7 @@ from features import FeatureConfig, feature_names
 from features.baseline import build_baseline
 
 from .dataset import DataError, Dataset
-from .evaluate import evaluate_scores
+from .evaluate import evaluate_scores, sound_windows
 from .extract import content_ids, extract_windows
 
 SEARCH_SPACE = {
@@ -78,6 +78,7 @@ class TrainResult:
     cache_hits: int = 0
     warnings: list = field(default_factory=list)  # one line each, for the user
     cv_groups: str = ""  # what the cross-validation folds keep apart, for the user
+    padding_windows: int = 0  # silent windows of files with sound, left out (sound_windows)
 
 
 def _forest(task: str, family: str, seed: int):
@@ -272,8 +273,10 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     if win.X.shape[0] == 0:
         raise DataError(f"{ds.source}: no file could be read ({len(win.skipped)} skipped)")
     items = ds.items
+    # a clip's zero padding is no evidence of its label: left out of training and test scores
+    keep = sound_windows(win.X[:, feature_names(cfg).index("level_dbfs")], win.owner)
     is_test = np.array([(items[o].split or "train") == "test" for o in win.owner])
-    tr = ~is_test
+    tr, is_test = ~is_test & keep, is_test & keep
     if ds.task == "classify":
         truth = np.array([it.label for it in items], dtype=object)
     else:
@@ -367,7 +370,8 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     art.training_files = content_ids([win.sha256[o] for o in train_files.tolist()])
     return TrainResult(artifact=art, search=rows, skipped=win.skipped,
                        n_train_files=len(train_files), n_test_files=len(test_files),
-                       cache_hits=win.cache_hits, warnings=warnings, cv_groups=cv_groups)
+                       cache_hits=win.cache_hits, warnings=warnings, cv_groups=cv_groups,
+                       padding_windows=int((~keep).sum()))
 
 
 def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,

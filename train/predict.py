@@ -9,6 +9,8 @@ from audioclf.artifact import ModelArtifact
 from audioclf.postprocess import Smoother
 from features import block_windows, read_audio_blocks
 
+from .evaluate import sound_windows
+
 
 @dataclass
 class WindowPrediction:
@@ -60,14 +62,18 @@ def predict_file(art: ModelArtifact, path, smooth: int = 1) -> dict:
             n_samples += block.shape[0]
             yield block
 
-    starts, scores = [], []
+    starts, scores, levels = [], [], []
+    level = art.feature_names.index("level_dbfs")
     for s, X in block_windows(counted(read_audio_blocks(path, sr=cfg.sr)), cfg):
         starts.append(s)
         scores.append(art.score(X))
+        levels.append(X[:, level])
     starts, scores = np.concatenate(starts), np.concatenate(scores)
     duration = n_samples / cfg.sr
     timeline = window_timeline(art, scores, starts, smooth, duration=duration)
-    mean = scores.mean(axis=0)
+    # the file's summary, as evaluate scores it: its silent padding is not evidence
+    levels = np.concatenate(levels)
+    mean = scores[sound_windows(levels, np.zeros(len(levels), int))].mean(axis=0)
     if art.is_classifier:
         k = int(np.argmax(mean))
         summary = {"label": art.labels[k], "probability": float(mean[k])}
