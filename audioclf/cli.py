@@ -280,6 +280,9 @@ def cmd_train(args) -> int:
     cfg = FeatureConfig.at_rate(args.sr, window_seconds=args.window,
                                 window_hop_seconds=args.hop)
     result = train_model(ds, cfg, opts)
+    if ds.unlabelled_captures:
+        result.warnings.insert(0, f"{_plural(ds.unlabelled_captures, 'captured window')} with "
+                                  "no label yet left out (label them to train on them)")
     digest = save_model(result.artifact, args.out)
     with open(search_json, "w") as fh:
         json.dump(result.search, fh, indent=1)

@@ -211,10 +211,24 @@ def test_capture_folder_is_bounded_and_trainable(art, tmp_path):
     from features import read_audio
     y, _ = read_audio(tmp_path / "cap2" / rows[-1]["path"], sr=SR)
     assert len(y) == art.feature_config.window_samples
-    # the manifest is a training manifest once a person fills in labels
+    # the manifest is a training manifest once a person fills in labels: those not labelled
+    # yet are left out (and counted); with none labelled there is nothing to train on
     from train.dataset import DataError, load_dataset
-    with pytest.raises(DataError, match="empty label"):
+    with pytest.raises(DataError, match="none of its 3 captured windows has a label yet"):
         load_dataset(tmp_path / "cap2" / "manifest.csv")
+    rows[1]["label"] = "noise"
+    with open(tmp_path / "cap2" / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    ds = load_dataset(tmp_path / "cap2" / "manifest.csv", require_labels=False)
+    assert [os.path.basename(it.path) for it in ds.items] == [rows[1]["path"]]
+    assert ds.unlabelled_captures == 2 and ds.labels == ["noise"]
+    # an ordinary manifest with an empty label is still a mistake to point out
+    plain = tmp_path / "plain.csv"
+    plain.write_text("path,label\nx.wav,noise\ny.wav,\n")
+    with pytest.raises(DataError, match="1 row\\(s\\) have an empty label"):
+        load_dataset(plain)
 
 
 def test_capture_groups_overlapping_windows_and_later_sessions_keep_earlier_files(art, tmp_path):

@@ -1021,3 +1021,29 @@ def test_padded_clips_train_and_score_on_their_sound(tmp_path):
     sound = [w["probs"] for w in res["windows"][:4]]
     assert res["summary"]["probability"] == pytest.approx(
         max(np.mean([[p[c] for c in sorted(p)] for p in sound], axis=0)))
+
+
+def test_captured_windows_not_labelled_yet_are_left_out_and_said(two_class, tmp_path):
+    """Retraining on the data plus a capture folder whose labels are filled in a few at a
+    time: the windows without a label are left out, with a warning, instead of refusing."""
+    from stream.capture import COLUMNS
+
+    rng = np.random.default_rng(12)
+    rows = []
+    for i in range(4):
+        name = f"live_{i:07.3f}.wav"
+        write_wav(tmp_path / name, synth_clip("noise", rng, seconds=1.0), 16000)
+        rows.append({c: "" for c in COLUMNS} | {"path": name, "group": f"run{i}",
+                                                "predicted": "tone", "drift_state": "DRIFT",
+                                                "label": "noise" if i < 1 else ""})
+    with open(tmp_path / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    out = run_cli("train", two_class, tmp_path / "manifest.csv", "--out", tmp_path / "m.joblib",
+                  "--n-iter", 1, "--cv", 2, "--families", "et", "--no-cache", "--json")
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    assert res["warnings"][0] == ("3 captured windows with no label yet left out (label them "
+                                  "to train on them)")
+    assert load_model(tmp_path / "m.joblib").metrics["validation"]["n"] == 12 + 1

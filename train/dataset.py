@@ -39,6 +39,8 @@ class Dataset:
     has_split: bool = False
     has_folds: bool = False
     labels: list[str] = field(default_factory=list)
+    # capture-manifest rows (``--capture-dir``) not labelled yet: left out, not an error
+    unlabelled_captures: int = 0
 
     def subset(self, split: str) -> list[Item]:
         return [it for it in self.items if (it.split or "train") == split]
@@ -147,7 +149,8 @@ def load_datasets(sources, task: str | None = None, require_labels: bool = True,
         items=[it for p in parts for it in p.items], task=first.task,
         source=" + ".join(p.source for p in parts), target_name=first.target_name,
         has_groups=any(p.has_groups for p in parts), has_split=any(p.has_split for p in parts),
-        has_folds=first.has_folds, labels=sorted({lab for p in parts for lab in p.labels}))
+        has_folds=first.has_folds, labels=sorted({lab for p in parts for lab in p.labels}),
+        unlabelled_captures=sum(p.unlabelled_captures for p in parts))
     if require_labels:
         _validate(ds)
     return ds
@@ -195,9 +198,14 @@ def _from_csv(path: str, task: str | None) -> Dataset:
         if not label_col:
             raise DataError(f"{path}: classification needs a 'label' column (or use a 'target' "
                             "column with --task regress)")
-    items = []
+    # a capture folder's manifest is a to-do list: its windows are labelled a few at a time
+    capture = {"predicted", "drift_state"} <= set(columns) and ds_task == "classify"
+    items, unlabelled = [], 0
     for line, row in enumerate(rows, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        if capture and not row.get("label"):
+            unlabelled += 1
+            continue
         if not row.get("path"):
             raise DataError(f"{path}:{line}: empty path")
         item = Item(path=os.path.normpath(os.path.join(base, row["path"])),
@@ -219,11 +227,15 @@ def _from_csv(path: str, task: str | None) -> Dataset:
         if item.split and item.split not in ("train", "test"):
             raise DataError(f"{path}:{line}: split must be 'train' or 'test', not {item.split!r}")
         items.append(item)
+    if capture and rows and not items:
+        raise DataError(f"{path}: none of its {len(rows)} captured windows has a label yet; "
+                        "fill in the label column of those to train on")
     labels = sorted({it.label for it in items if it.label}) if ds_task == "classify" else []
     return Dataset(items=items, task=ds_task, source=path, target_name="target",
                    has_groups=any(it.group for it in items), labels=labels,
                    has_split=any(it.split for it in items),
-                   has_folds=any(it.fold is not None for it in items))
+                   has_folds=any(it.fold is not None for it in items),
+                   unlabelled_captures=unlabelled)
 
 
 def _validate(ds: Dataset) -> None:
