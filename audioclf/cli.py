@@ -469,14 +469,9 @@ def cmd_predict(args) -> int:
     import csv
 
     from features import AudioError
-    from features.audio import AUDIO_EXTENSIONS, UNDECODABLE_EXTENSIONS
     from train.predict import predict_file
 
-    model, inputs = args.model, list(args.files)
-    audio = AUDIO_EXTENSIONS + UNDECODABLE_EXTENSIONS
-    if model and (model.lower().endswith(audio) or os.path.isdir(model)):
-        # `predict a.wav b.wav`: argparse gives the optional MODEL the first file
-        model, inputs = None, [model, *inputs]
+    model, inputs = _model_and_inputs(args.model, args.files)
     art = model_from_arg(model)
     files, failed = _audio_inputs(inputs)
     writer = csv.writer(sys.stdout) if args.csv else None
@@ -638,9 +633,10 @@ def cmd_produce(args) -> int:
 def cmd_drift_report(args) -> int:
     from stream.drift_report import drift_report
 
-    art = model_from_arg(args.model)
-    png = _writable(args.png or _stem(args.model) + ".drift.png", "--png")
-    res = drift_report(art, args.sources, png=png, top=args.top)
+    model, sources = _model_and_inputs(args.model, args.sources)
+    art = model_from_arg(model)
+    png = _writable(args.png or _stem(model or DEFAULT_MODEL_NAME) + ".drift.png", "--png")
+    res = drift_report(art, sources, png=png, top=args.top)
     if args.json:
         print(json.dumps(_jsonable(res)))
         return 0
@@ -673,6 +669,17 @@ DRIFT_THRESHOLDS_HELP = ("change drift thresholds, e.g. share_drift=0.4,k_enter=
                          "defaults: stream/drift.py DriftThresholds, README 'Drift')")
 DEFAULT_MODEL_NAME = "default"
 MODEL_HELP = "model artifact, or 'default' for the shipped model"
+
+
+def _model_and_inputs(model: str | None, inputs) -> tuple[str | None, list]:
+    """An optional MODEL before FILE|FOLDER arguments: argparse hands MODEL the first of them
+    when no model is named (`predict a.wav b.wav`); an audio file or a folder is an input."""
+    from features.audio import AUDIO_EXTENSIONS, UNDECODABLE_EXTENSIONS
+
+    audio = AUDIO_EXTENSIONS + UNDECODABLE_EXTENSIONS
+    if model and (model.lower().endswith(audio) or os.path.isdir(model)):
+        return None, [model, *inputs]
+    return model, list(inputs)
 
 
 def model_from_arg(name: str | None):
@@ -890,11 +897,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_produce)
 
     s = sub.add_parser("drift-report", help="per-feature drift of captures or files vs training")
-    s.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    s.add_argument("model", metavar="MODEL", nargs="?", default=None,
+                   help=MODEL_HELP + "; the shipped model when omitted")
     s.add_argument("sources", nargs="+", metavar="CAPTURE_DIR|FOLDER|FILE",
                    help="a capture folder (listen/consume --capture-dir), a folder of "
                         "recordings (every audio file under it) or audio files")
-    s.add_argument("--png", help="plot path (default: MODEL stem + .drift.png)")
+    s.add_argument("--png", help="plot path (default: MODEL stem (or default) + .drift.png)")
     s.add_argument("--top", type=_count, default=15)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_drift_report)

@@ -499,6 +499,10 @@ def test_drift_report_takes_a_folder_of_recordings(tmp_path):
                        tmp_path / "new" / "day2" / "b.flac", "--json", "--png", tmp_path / "g.png")
     got, want = json.loads(by_folder.stdout), json.loads(by_files.stdout)
     assert got["n"] == want["n"] == 2 * 77 and got["features"] == want["features"]
+    # MODEL may be left out, as for predict: the folder is then the first source
+    no_model = run_cli("drift-report", tmp_path / "new", "--json", "--png", tmp_path / "h.png")
+    assert no_model.returncode == 0, no_model.stderr
+    assert json.loads(no_model.stdout)["features"] == got["features"]
     # 154 windows are too few for PSI to mean much, and the report says so
     assert len(got["warnings"]) == 1 and got["warnings"][0].startswith("only 154 windows")
     (tmp_path / "empty").mkdir()
