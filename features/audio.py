@@ -93,16 +93,9 @@ def check_sample_rate(sr, source="audio") -> int:
 
 def audio_info(path) -> AudioInfo:
     """Header information of an audio file, validated (exists, non-empty, decodable, sane rate)."""
-    import soundfile as sf
-
-    path = _existing_file(path)
-    try:
-        with _decoder_notes_hidden(path), sf.SoundFile(path) as fh:
-            return _checked_info(path, fh)
-    except AudioError:
-        raise
-    except Exception as exc:  # libsndfile reports format problems as several exception types
-        raise _unreadable(path, exc) from None
+    fh, info = _open(_existing_file(path))
+    fh.close()
+    return info
 
 
 def _existing_file(path) -> str:
@@ -131,38 +124,14 @@ def read_audio(path, sr: int | None = 16_000) -> tuple[np.ndarray, int]:
     :func:`resample` (scipy's polyphase result). Raises :class:`AudioError` for missing, empty,
     non-audio, truncated, zero-length or non-finite input and absurd rates.
     """
-    import soundfile as sf
-
     path = _existing_file(path)
-    with _decoder_notes_hidden(path):
-        try:
-            fh = sf.SoundFile(path)  # one open: header checks and decoding share it
-        except Exception as exc:  # libsndfile reports format problems as several exception types
-            raise _unreadable(path, exc) from None
-        with fh:
-            info = _checked_info(path, fh)
-            try:
-                y = _decode_mono(fh, info.frames)
-            except Exception as exc:
-                raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})"
-                                 ) from None
-    file_sr = info.sample_rate
-    if y.shape[0] == 0:
-        raise AudioError(path, "no audio samples after decoding (zero length)")
-    declared = _declared_riff_frames(path)
-    if declared is not None and declared > y.shape[0]:
-        raise AudioError(
-            path, f"truncated: header promises {declared} frames, file holds {y.shape[0]}")
-    if info.frames > 0 and y.shape[0] < info.frames:
-        raise AudioError(
-            path, f"truncated: header promises {info.frames} frames, decoded {y.shape[0]}"
-        )
-    if not np.isfinite(y).all():
-        raise AudioError(path, "contains NaN or infinite samples")
+    fh, info = _open(path)  # one open: header checks and decoding share it
+    with fh:
+        y = _decode_whole(path, fh, info)
     if sr is None:
-        return y, int(file_sr)
+        return y, info.sample_rate
     target = check_sample_rate(sr, "target")
-    return resample(y, int(file_sr), target), target
+    return resample(y, info.sample_rate, target), target
 
 
 def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
@@ -171,31 +140,29 @@ def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
     (default ``DECODE_BLOCK``) of the file's frames, so memory does not grow with the
     recording's length.
 
-    Concatenated, the blocks are :func:`read_audio`'s samples: the same ones at the file's own
-    rate, resampled ones to float32 rounding (block by block as a live stream is,
-    ``features.resample.StreamResampler``). The same files raise the same
-    :class:`AudioError`; a problem only decoding finds (NaN, a short file) is raised when its
-    block is reached, after the blocks before it.
+    Concatenated, the blocks are :func:`read_audio`'s samples: a file of up to
+    ``block_frames`` frames is one block, exactly those; a longer one's are the same at the
+    file's own rate and, resampled block by block as a live stream is
+    (``features.resample.StreamResampler``), the same to float32 rounding. The same files
+    raise the same :class:`AudioError`; a problem only decoding finds (NaN, a short file) is
+    raised when its block is reached, after the blocks before it.
     """
-    import soundfile as sf
-
     from .resample import StreamResampler
 
     path = _existing_file(path)
     target = check_sample_rate(sr, "target")
     block_frames = block_frames or DECODE_BLOCK
-    with _decoder_notes_hidden(path):  # per decoder call: never held while the caller works
-        try:
-            fh = sf.SoundFile(path)
-        except Exception as exc:
-            raise _unreadable(path, exc) from None
+    fh, info = _open(path)
     with fh:
-        info = _checked_info(path, fh)
+        if 0 < info.frames <= block_frames:  # a clip: whole, as cheap as read_audio
+            y = _decode_whole(path, fh, info)
+            yield resample(y, info.sample_rate, target)
+            return
         resampler = None if info.sample_rate == target else \
             StreamResampler(info.sample_rate, target)
         n = 0
         while True:
-            with _decoder_notes_hidden(path):
+            with _decoder_notes_hidden(path):  # per decoder call: not while the caller works
                 try:
                     block = fh.read(block_frames, dtype="float32", always_2d=True)
                 except Exception as exc:
@@ -211,6 +178,44 @@ def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
                 y = resampler.process(y)
             if y.shape[0]:
                 yield y
+    _check_length(path, n, info)
+    if resampler is not None:
+        tail = resampler.flush()
+        if tail.shape[0]:
+            yield tail
+
+
+def _open(path: str):
+    """``(SoundFile, AudioInfo)`` of a file libsndfile can open and whose header is sane."""
+    import soundfile as sf
+
+    with _decoder_notes_hidden(path):
+        try:
+            fh = sf.SoundFile(path)
+        except Exception as exc:  # libsndfile reports format problems as several exception types
+            raise _unreadable(path, exc) from None
+    try:
+        return fh, _checked_info(path, fh)
+    except AudioError:
+        fh.close()
+        raise
+
+
+def _decode_whole(path: str, fh, info: AudioInfo) -> np.ndarray:
+    """All of an open file's audio, mono float32 at its own rate, checked."""
+    with _decoder_notes_hidden(path):
+        try:
+            y = _decode_mono(fh, info.frames)
+        except Exception as exc:
+            raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})") from None
+    _check_length(path, y.shape[0], info)
+    if not np.isfinite(y).all():
+        raise AudioError(path, "contains NaN or infinite samples")
+    return y
+
+
+def _check_length(path: str, n: int, info: AudioInfo) -> None:
+    """Refuse a file that decoded to nothing, or to fewer frames than its header says."""
     if n == 0:
         raise AudioError(path, "no audio samples after decoding (zero length)")
     declared = _declared_riff_frames(path)
@@ -218,10 +223,6 @@ def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
         raise AudioError(path, f"truncated: header promises {declared} frames, file holds {n}")
     if info.frames > 0 and n < info.frames:
         raise AudioError(path, f"truncated: header promises {info.frames} frames, decoded {n}")
-    if resampler is not None:
-        tail = resampler.flush()
-        if tail.shape[0]:
-            yield tail
 
 
 # libmpg123 (MP3 inside libsndfile) prints its own notes on a damaged stream to file descriptor

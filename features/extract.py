@@ -122,17 +122,21 @@ def frame_descriptor_names(cfg: FeatureConfig) -> list[str]:
 
 def feature_names(cfg: FeatureConfig) -> list[str]:
     """Stable name of every element of a window vector (``feature_names_out``)."""
+    return list(_feature_names(cfg))
+
+
+@lru_cache(maxsize=16)
+def _feature_names(cfg: FeatureConfig) -> tuple[str, ...]:  # cached: building them is ~70 us
     descs = frame_descriptor_names(cfg)
     names = [f"{d}_{s}" for s in cfg.stats for d in descs]
     names += [f"seg{k}_mfcc{i:02d}" for k in range(cfg.n_segments) for i in range(cfg.n_mfcc)]
     names += [f"seg{k}_cmn{i:02d}" for k in range(cfg.n_segments) for i in range(cfg.n_mfcc)]
     names += ["active_fraction", "active_span", "level_dbfs"]
-    return names
+    return tuple(names)
 
 
-@lru_cache(maxsize=16)
 def n_features(cfg: FeatureConfig) -> int:
-    return len(feature_names(cfg))  # cached: building the names costs ~70 us
+    return len(_feature_names(cfg))
 
 
 def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
