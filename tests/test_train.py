@@ -1050,3 +1050,23 @@ def test_captured_windows_not_labelled_yet_are_left_out_and_said(two_class, tmp_
     assert res["warnings"][0] == ("3 captured windows with no label yet left out (label them "
                                   "to train on them)")
     assert load_model(tmp_path / "m.joblib").metrics["validation"]["n"] == 12 + 1
+
+
+def test_a_manifest_written_on_windows_finds_its_files(two_class, tmp_path):
+    """Backslash-separated paths (CRLF lines too) are read as folders when no file has that
+    very name; a manifest none of whose files can be read says why, naming one."""
+    lines = [f"{kind}\\{i}.wav,{kind}" for kind in ("tone", "noise") for i in range(6)]
+    manifest = two_class / "windows.csv"
+    manifest.write_bytes(("path,label\r\n" + "\r\n".join(lines) + "\r\n").encode())
+    ds = load_dataset(manifest)
+    assert [it.path for it in ds.items] == [str(two_class / k / f"{i}.wav")
+                                            for k in ("tone", "noise") for i in range(6)]
+    odd = two_class / "tone" / "odd\\name.wav"  # a file that is named with a backslash
+    odd.write_bytes((two_class / "tone" / "0.wav").read_bytes())
+    (two_class / "odd.csv").write_text("path,label\ntone/odd\\name.wav,tone\n")
+    assert load_dataset(two_class / "odd.csv", require_labels=False).items[0].path == str(odd)
+    (tmp_path / "none.csv").write_text("path,label\nx.wav,a\ny.wav,b\n")
+    out = run_cli("train", tmp_path / "none.csv", "--out", tmp_path / "m.joblib", "--no-cache")
+    assert out.returncode == 1 and out.stderr.strip() == (
+        f"audioclf: error: {tmp_path / 'none.csv'}: no file could be read (2 skipped, e.g. "
+        f"{tmp_path / 'x.wav'}: cannot open (No such file or directory))")

@@ -208,7 +208,7 @@ def _from_csv(path: str, task: str | None) -> Dataset:
             continue
         if not row.get("path"):
             raise DataError(f"{path}:{line}: empty path")
-        item = Item(path=os.path.normpath(os.path.join(base, row["path"])),
+        item = Item(path=_listed_path(base, row["path"]),
                     group=row.get("group") or None, split=(row.get("split") or None))
         if ds_task == "regress":
             try:
@@ -236,6 +236,16 @@ def _from_csv(path: str, task: str | None) -> Dataset:
                    has_split=any(it.split for it in items),
                    has_folds=any(it.fold is not None for it in items),
                    unlabelled_captures=unlabelled)
+
+
+def _listed_path(base: str, listed: str) -> str:
+    """A manifest's path, relative to its folder. A manifest written on Windows separates
+    folders with backslashes, which are file-name characters here: then, unless a file of
+    that very name exists, they are read as separators."""
+    path = os.path.normpath(os.path.join(base, listed))
+    if os.sep == "/" and "\\" in listed and not os.path.exists(path):
+        path = os.path.normpath(os.path.join(base, listed.replace("\\", "/")))
+    return path
 
 
 def _validate(ds: Dataset) -> None:

@@ -271,7 +271,9 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     win = extract_windows(paths, cfg, n_jobs=opts.n_jobs, cache_dir=opts.cache_dir,
                           progress=opts.progress)
     if win.X.shape[0] == 0:
-        raise DataError(f"{ds.source}: no file could be read ({len(win.skipped)} skipped)")
+        first = win.skipped[0][1] if win.skipped else "none listed"
+        raise DataError(f"{ds.source}: no file could be read ({len(win.skipped)} skipped, "
+                        f"e.g. {first})")
     items = ds.items
     # a clip's zero padding is no evidence of its label: left out of training and test scores
     keep = sound_windows(win.X[:, feature_names(cfg).index("level_dbfs")], win.owner)
