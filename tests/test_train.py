@@ -1015,7 +1015,8 @@ def test_padded_clips_train_and_score_on_their_sound(tmp_path):
     # of each file's 13 windows, those starting at 1.0 s and later hold only zeros
     assert res["padding_windows"] == 12 * 9
     assert res["metrics"]["n_train_windows"] == 12 * 4
-    out = run_cli("evaluate", model, tmp_path / "pad", "--json", "--no-cache")
+    out = run_cli("evaluate", model, tmp_path / "pad", "--json", "--no-cache",
+                  "--png", tmp_path / "pad.png")
     m = json.loads(out.stdout)
     assert m["padding_windows"] == 12 * 9 and m["windows"]["n"] == 12 * 4
     wav = tmp_path / "pad" / "siren" / "0.wav"
