@@ -113,7 +113,7 @@ def _print_error(message: str) -> None:
 def _audio_inputs(paths) -> tuple[list, int]:
     """Files named on the command line, a folder (of class subfolders...) standing for every
     audio file under it; and how many folders held none (each reported in one line)."""
-    from features.audio import AUDIO_EXTENSIONS, audio_files
+    from features.audio import audio_files, no_audio_files
 
     files, empty = [], 0
     for path in paths:
@@ -122,7 +122,7 @@ def _audio_inputs(paths) -> tuple[list, int]:
             continue
         found = sorted(audio_files(path))
         if not found:
-            _print_error(f"{path}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            _print_error(no_audio_files(path))
             empty += 1
         files += found
     return files, empty

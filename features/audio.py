@@ -56,6 +56,11 @@ UNDECODABLE_EXTENSIONS = (".m4a", ".mp4", ".aac", ".wma", ".amr", ".3gp", ".webm
                           ".ac3", ".ape", ".wv")
 
 
+def no_audio_files(folder: str) -> str:
+    """The one-line problem of a folder in which :func:`audio_files` finds nothing."""
+    return f"{folder}: no audio files ({', '.join(AUDIO_EXTENSIONS)})"
+
+
 def is_hidden(name: str) -> bool:
     """Names a file listing leaves out: dot-files and folders, and macOS archive debris
     (``__MACOSX/``, ``._x.wav`` resource forks -- not audio, despite the extension)."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from audioclf.artifact import ModelArtifact
 from features import AudioError, block_windows, read_audio_blocks
-from features.audio import AUDIO_EXTENSIONS, audio_files
+from features.audio import audio_files, no_audio_files
 
 from .drift import MIN_WINDOWS, DriftThresholds, evaluate_window
 
@@ -31,8 +31,8 @@ def collect_vectors(art: ModelArtifact, sources: list[str]) -> tuple[np.ndarray,
         if os.path.isdir(src):
             files = sorted(audio_files(src))
             if not files:
-                raise FileNotFoundError(f"{src}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
-                                        "and no manifest.csv (a capture folder)")
+                raise FileNotFoundError(f"{no_audio_files(src)} and no manifest.csv (a "
+                                        "capture folder)")
         for path in files:
             cfg = art.feature_config
             try:  # block by block: a long recording is not held whole
