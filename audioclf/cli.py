@@ -220,20 +220,28 @@ def _plot_outputs(files: list, output: str | None, several: bool) -> list:
 
 def cmd_plot(args) -> int:
     from features import AudioError, FeatureConfig, read_audio
+    from features.audio import read_audio_segment
     from features.plot import plot_audio
 
+    if args.start < 0 or (args.seconds is not None and not args.seconds > 0):
+        raise UsageError("--start needs seconds >= 0 and --seconds a duration > 0")
     cfg = FeatureConfig.at_rate(args.sr)
     files, failed = _audio_inputs(args.files)
     several = len(args.files) > 1 or os.path.isdir(args.files[0])
+    segment = ""
+    if args.start or args.seconds is not None:
+        segment = f" from {args.start:g} s" + (f", {args.seconds:g} s" if args.seconds else "")
     for path, out in zip(files, _plot_outputs(files, args.output, several) if files else []):
         try:
-            y, _ = read_audio(path, sr=cfg.sr)
+            y = (read_audio_segment(path, cfg.sr, args.start, args.seconds) if segment
+                 else read_audio(path, sr=cfg.sr)[0])
         except AudioError as exc:  # the other files are still plotted
             _print_error(exc)
             failed += 1
             continue
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        plot_audio(y, cfg, out, title=path if several else os.path.basename(path))
+        title = (path if several else os.path.basename(path)) + segment
+        plot_audio(y, cfg, out, title=title, t0=args.start)
         print(out)
     return 1 if failed else 0
 
@@ -752,6 +760,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one file: the PNG (default: FILE's stem.png); several or a folder: "
                         "the folder to write them in, named by their paths (default: here)")
     s.add_argument("--sr", type=int, default=16_000, help="analysis rate in Hz (default 16000)")
+    s.add_argument("--start", type=float, default=0.0, metavar="S",
+                   help="plot from S seconds into each file (default 0)")
+    s.add_argument("--seconds", type=float, default=None, metavar="D",
+                   help="plot D seconds (default: to the end); only that part is held")
     s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("train", help="train a forest from a folder/CSV of recordings")

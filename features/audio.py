@@ -190,6 +190,27 @@ def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
             yield tail
 
 
+def read_audio_segment(path, sr: int = 16_000, start: float = 0.0,
+                       seconds: float | None = None) -> np.ndarray:
+    """Seconds ``start`` to ``start + seconds`` (to the end with ``None``) of ``path`` at
+    ``sr`` Hz, mono float32 ``(n,)``: decoded block by block (:func:`read_audio_blocks`) and
+    only that part held, so a few minutes of a day-long recording cost a few minutes' memory.
+    Raises :class:`AudioError` as reading does, and for a start past the end."""
+    first = int(round(start * sr))
+    stop = None if seconds is None else first + int(round(seconds * sr))
+    parts, seen = [], 0
+    for block in read_audio_blocks(path, sr=sr):
+        lo, hi = max(first - seen, 0), len(block) if stop is None else min(stop - seen, len(block))
+        if hi > lo:
+            parts.append(block[lo:hi])
+        seen += len(block)
+        if stop is not None and seen >= stop:
+            break
+    if not parts:
+        raise AudioError(path, f"--start {start:g} s is at or past its end ({seen / sr:.2f} s)")
+    return np.concatenate(parts)
+
+
 def _open(path: str):
     """``(SoundFile, AudioInfo)`` of a file libsndfile can open and whose header is sane."""
     import soundfile as sf

@@ -351,3 +351,58 @@ def test_plot_spectrogram_lines_up_with_the_waveform():
     power = (10.0 ** (np.asarray(mesh.get_array()).reshape(-1, len(centres)) / 10)).sum(axis=0)
     assert abs(np.sum(centres * power) / power.sum() - 0.6) < 0.002
     assert x_edges[-1] <= len(y) / sr  # no frame drawn past the end of the signal
+
+
+def test_a_long_signal_is_plotted_as_envelope_and_pooled_columns(monkeypatch):
+    """Beyond MAX_WAVEFORM_POINTS samples the waveform is its min/max envelope, beyond
+    MAX_COLUMNS frames each spectrogram column is the mean power of its frames (the same
+    power as the frames drawn one by one), and the picture spans the signal's time."""
+    from features import FeatureConfig
+    import features.plot as fp
+
+    cfg = FeatureConfig()
+    rng = np.random.default_rng(3)
+    y = (0.3 * rng.standard_normal(5 * SR) * np.repeat(rng.uniform(0, 1, 50), SR // 10)
+         ).astype(np.float32)
+    full = fp.audio_figure(y, cfg, t0=10.0)
+    mesh = full.axes[1].collections[0]
+    frames = np.asarray(mesh.get_array()).reshape(cfg.n_mels, -1)
+    monkeypatch.setattr(fp, "MAX_COLUMNS", 50)
+    monkeypatch.setattr(fp, "CHUNK_FRAMES", 37)  # chunk seams inside the signal
+    pooled_fig = fp.audio_figure(y, cfg, t0=10.0)
+    wave = pooled_fig.axes[0].collections[0]  # fill_between: the envelope
+    assert len(pooled_fig.axes[0].lines) == 0 and wave.get_paths()
+    mesh = pooled_fig.axes[1].collections[0]
+    pooled = np.asarray(mesh.get_array()).reshape(cfg.n_mels, -1)
+    pool = -(-frames.shape[1] // 50)
+    assert pooled.shape[1] == -(-frames.shape[1] // pool) <= 50
+    want = 10 * np.log10(np.stack([(10 ** (frames[:, k:k + pool] / 10)).mean(axis=1)
+                                   for k in range(0, frames.shape[1], pool)], axis=1))
+    np.testing.assert_allclose(pooled, want, atol=1e-3)
+    x = mesh.get_coordinates()[0, :, 0]
+    assert 10.0 < x[0] < 10.03 and x[-1] <= 15.0
+    assert x[-1] == full.axes[1].collections[0].get_coordinates()[0, -1, 0]
+
+
+def test_plot_draws_a_segment_of_a_long_file(tmp_path):
+    """--start/--seconds plot part of a recording, on the recording's clock; the segment is
+    the samples read whole would give there; a start past the end is one line."""
+    from features.audio import read_audio_segment
+
+    x = tone(44100, seconds=12.0) * np.linspace(0, 1, 44100 * 12)
+    sf.write(tmp_path / "long.wav", x, 44100)
+    whole, _ = read_audio(tmp_path / "long.wav")
+    part = read_audio_segment(tmp_path / "long.wav", SR, 3.5, 2.0)
+    np.testing.assert_allclose(part, whole[int(3.5 * SR):int(5.5 * SR)], atol=1e-6)
+    np.testing.assert_allclose(read_audio_segment(tmp_path / "long.wav", SR, 11.0),
+                               whole[11 * SR:], atol=1e-6)
+    out = subprocess.run([sys.executable, "-m", "audioclf", "plot", tmp_path / "long.wav",
+                          "--start", "3.5", "--seconds", "2", "-o", tmp_path / "seg.png"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and (tmp_path / "seg.png").exists(), out.stderr
+    out = subprocess.run([sys.executable, "-m", "audioclf", "plot", tmp_path / "long.wav",
+                          "--start", "20", "-o", tmp_path / "x.png"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr == (
+        f"audioclf: error: {tmp_path / 'long.wav'}: --start 20 s is at or past its end "
+        "(12.00 s)\n")
