@@ -391,6 +391,7 @@ def cmd_evaluate(args) -> int:
             raise UsageError(f"{data_name}: no file has a label the model knows (its classes: "
                              f"{', '.join(art.labels)}; the data's: {', '.join(sorted(unknown))})")
     win = extract_windows([it.path for it in items], art.feature_config, n_jobs=args.jobs,
+                          segments=[it.segment for it in items],
                           cache_dir=None if args.no_cache else "", progress=not args.json)
     if win.X.shape[0] == 0:
         raise FileNotFoundError(f"{data_name}: no readable audio to evaluate")

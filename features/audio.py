@@ -166,18 +166,7 @@ def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
         resampler = None if info.sample_rate == target else \
             StreamResampler(info.sample_rate, target)
         n = 0
-        while True:
-            with _decoder_notes_hidden(path):  # per decoder call: not while the caller works
-                try:
-                    block = fh.read(block_frames, dtype="float32", always_2d=True)
-                except Exception as exc:
-                    raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})"
-                                     ) from None
-            if block.shape[0] == 0:
-                break
-            y = to_mono(block)
-            if not np.isfinite(y).all():
-                raise AudioError(path, "contains NaN or infinite samples")
+        for y in _decoded_blocks(path, fh, block_frames):
             n += y.shape[0]
             if resampler is not None:
                 y = resampler.process(y)
@@ -190,25 +179,87 @@ def read_audio_blocks(path, sr: int = 16_000, block_frames: int | None = None):
             yield tail
 
 
+def _decoded_blocks(path: str, fh, block_frames: int):
+    """Mono float32 blocks ``(n,)`` of an open file from its position on, at its own rate;
+    NaN or infinite samples are an :class:`AudioError`. Decoder notes are hidden per call,
+    never while the caller works."""
+    while True:
+        with _decoder_notes_hidden(path):
+            try:
+                block = fh.read(block_frames, dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(path, f"corrupt or truncated audio ({_one_line(exc)})"
+                                 ) from None
+        if block.shape[0] == 0:
+            return
+        y = to_mono(block)
+        if not np.isfinite(y).all():
+            raise AudioError(path, "contains NaN or infinite samples")
+        yield y
+
+
+SEEKABLE_FORMATS = {"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "CAF", "FLAC"}  # exact seeks
+
+
 def read_audio_segment(path, sr: int = 16_000, start: float = 0.0,
                        seconds: float | None = None) -> np.ndarray:
     """Seconds ``start`` to ``start + seconds`` (to the end with ``None``) of ``path`` at
-    ``sr`` Hz, mono float32 ``(n,)``: decoded block by block (:func:`read_audio_blocks`) and
-    only that part held, so a few minutes of a day-long recording cost a few minutes' memory.
-    Raises :class:`AudioError` as reading does, and for a start past the end."""
+    ``sr`` Hz, mono float32 ``(n,)``: the samples :func:`read_audio` gives there (resampled
+    ones to float32 rounding), with only that part held. WAV-like and FLAC files are sought
+    to the segment (a resampled one to the first input its filter reads); other formats are
+    decoded from their start. Raises :class:`AudioError` as reading does, and for a start
+    past the end."""
+    from .resample import StreamResampler
+
     first = int(round(start * sr))
     stop = None if seconds is None else first + int(round(seconds * sr))
-    parts, seen = [], 0
-    for block in read_audio_blocks(path, sr=sr):
-        lo, hi = max(first - seen, 0), len(block) if stop is None else min(stop - seen, len(block))
-        if hi > lo:
-            parts.append(block[lo:hi])
-        seen += len(block)
-        if stop is not None and seen >= stop:
-            break
+    path = _existing_file(path)
+    target = check_sample_rate(sr, "target")
+    fh, info = _open(path)
+    with fh:
+        resampler = None if info.sample_rate == target else \
+            StreamResampler(info.sample_rate, target, start=first)
+        begin = first if resampler is None else resampler.start_input
+        if info.frames > 0 and begin >= info.frames:
+            raise AudioError(path, f"a part from {start:g} s starts at or past its end "
+                                   f"({info.duration:.2f} s)")
+        if first and info.format in SEEKABLE_FORMATS and begin >= 0:
+            try:
+                fh.seek(begin)
+            except Exception as exc:
+                raise AudioError(path, f"cannot seek to {start:g} s ({_one_line(exc)})"
+                                 ) from None
+            blocks = _resampled(_decoded_blocks(path, fh, DECODE_BLOCK), resampler)
+            seen = first
+        else:
+            fh.close()
+            blocks, seen = read_audio_blocks(path, sr=target), 0
+        parts = []
+        for block in blocks:
+            lo = max(first - seen, 0)
+            hi = len(block) if stop is None else min(stop - seen, len(block))
+            if hi > lo:
+                parts.append(block[lo:hi])
+            seen += len(block)
+            if stop is not None and seen >= stop:
+                break
     if not parts:
-        raise AudioError(path, f"--start {start:g} s is at or past its end ({seen / sr:.2f} s)")
+        end = seen / sr if seen > first or not info.frames else info.duration
+        raise AudioError(path, f"a part from {start:g} s starts at or past its end "
+                               f"({end:.2f} s)")
     return np.concatenate(parts)
+
+
+def _resampled(blocks, resampler):
+    """``blocks`` through ``resampler`` (None: as they are), then its last outputs."""
+    for y in blocks:
+        y = resampler.process(y) if resampler is not None else y
+        if y.shape[0]:
+            yield y
+    if resampler is not None:
+        tail = resampler.flush()
+        if tail.shape[0]:
+            yield tail
 
 
 def _open(path: str):

@@ -404,5 +404,25 @@ def test_plot_draws_a_segment_of_a_long_file(tmp_path):
                           "--start", "20", "-o", tmp_path / "x.png"],
                          capture_output=True, text=True)
     assert out.returncode == 1 and out.stderr == (
-        f"audioclf: error: {tmp_path / 'long.wav'}: --start 20 s is at or past its end "
+        f"audioclf: error: {tmp_path / 'long.wav'}: a part from 20 s starts at or past its end "
         "(12.00 s)\n")
+
+
+@pytest.mark.parametrize("fmt,file_sr", [("WAV", 16000), ("WAV", 44100), ("FLAC", 48000),
+                                         ("OGG", 44100)])
+def test_a_part_of_a_file_is_the_samples_read_whole_give_there(tmp_path, fmt, file_sr):
+    """read_audio_segment seeks WAV and FLAC (a resampled file to the first input its filter
+    reads, so the part joins the whole file's samples) and decodes OGG from its start."""
+    from features.audio import read_audio_segment
+
+    rng = np.random.default_rng(file_sr)
+    path = tmp_path / f"p.{fmt.lower()}"
+    sf.write(path, (0.2 * rng.standard_normal((file_sr * 20, 2))).astype(np.float32), file_sr,
+             format=fmt)
+    whole, _ = read_audio(path)
+    for start, seconds in ((0.0, 3.0), (7.3, 2.2), (17.5, None), (19.99, 5.0)):
+        a = int(round(start * SR))
+        want = whole[a:] if seconds is None else whole[a:a + int(round(seconds * SR))]
+        got = read_audio_segment(path, SR, start, seconds)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-6)

@@ -1071,3 +1071,47 @@ def test_a_manifest_written_on_windows_finds_its_files(two_class, tmp_path):
     assert out.returncode == 1 and out.stderr.strip() == (
         f"audioclf: error: {tmp_path / 'none.csv'}: no file could be read (2 skipped, e.g. "
         f"{tmp_path / 'x.wav'}: cannot open (No such file or directory))")
+
+
+def test_a_manifest_labels_parts_of_long_recordings(tmp_path):
+    """offset/duration columns label parts of a recording: each row's windows come from its
+    part (the samples read whole gives there), the parts of one recording are one
+    cross-validation group, evaluate scores them as rows, and bad values are one line."""
+    from features import read_audio, signal_windows
+    from train.extract import extract_windows
+
+    rng = np.random.default_rng(21)
+    rows = []
+    for r in range(4):  # each recording: 6 s of siren, 2 s of quiet, 6 s of noise
+        y = np.concatenate([synth_clip("siren", rng, seconds=6.0), np.zeros(2 * 16000),
+                            synth_clip("noise", rng, seconds=6.0)])
+        write_wav(tmp_path / f"rec{r}.flac", y, 16000)
+        rows += [{"path": f"rec{r}.flac", "label": "siren", "offset": "0", "duration": "6"},
+                 {"path": f"rec{r}.flac", "label": "noise", "offset": "8", "duration": ""}]
+    _manifest(tmp_path / "parts.csv", rows)
+    ds = load_dataset(tmp_path / "parts.csv")
+    assert [it.segment for it in ds.items[:2]] == [(0.0, 6.0), (8.0, None)]
+    cfg = FeatureConfig()
+    win = extract_windows([it.path for it in ds.items], cfg, n_jobs=1, cache_dir=None,
+                          progress=False, segments=[it.segment for it in ds.items])
+    whole, _ = read_audio(tmp_path / "rec0.flac")
+    np.testing.assert_array_equal(win.X[win.owner == 1],
+                                  signal_windows(whole[8 * 16000:], cfg)[1])
+    assert (win.owner == 0).sum() == (win.owner == 1).sum() == 21
+    model = tmp_path / "parts.joblib"
+    out = run_cli("train", tmp_path / "parts.csv", "--out", model, "--n-iter", 1, "--cv", 2,
+                  "--families", "et", "--no-cache", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["cv_groups"].startswith("one per file (4)")
+    ev = json.loads(run_cli("evaluate", model, tmp_path / "parts.csv", "--json", "--no-cache",
+                            "--png", tmp_path / "e.png").stdout)
+    assert ev["n"] == 8 and ev["windows"]["n"] == 8 * 21
+    for bad, why in (({"offset": "-1"}, "offset must be >= 0 s"),
+                     ({"duration": "0"}, "duration > 0 s"),
+                     ({"offset": "abc"}, "must be seconds")):
+        _manifest(tmp_path / "bad.csv", [{**rows[0], **bad}])
+        with pytest.raises(DataError, match=why):
+            load_dataset(tmp_path / "bad.csv")
+    _manifest(tmp_path / "twice.csv", [rows[0], rows[0]])
+    with pytest.raises(DataError, match="listed twice"):
+        load_datasets([tmp_path / "twice.csv"])

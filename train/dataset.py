@@ -1,9 +1,10 @@
 """Datasets on disk: a folder with one subfolder per class, or a CSV manifest.
 
 CSV columns: ``path`` (relative to the CSV's folder), ``label`` (classification) or ``target``
-(regression), optional ``group`` (speaker, source recording...), ``split`` (train/test) and
-``fold`` (integer). Without groups, each file is its own group: windows of one recording never
-land on both sides of a validation split.
+(regression), optional ``group`` (speaker, source recording...), ``split`` (train/test),
+``fold`` (integer) and ``offset``/``duration`` (seconds: the part of the recording the row
+labels). Without groups, each file is its own group: windows of one recording (all its
+labelled parts) never land on both sides of a validation split.
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class Item:
     group: str | None = None
     split: str | None = None
     fold: int | None = None
+    # the part of the recording this row labels, in seconds (manifest ``offset``/``duration``,
+    # as librosa.load's): None for the whole file; duration None runs to its end
+    segment: tuple | None = None
 
 
 @dataclass
@@ -141,9 +145,10 @@ def load_datasets(sources, task: str | None = None, require_labels: bool = True,
     seen = {}
     for ds in parts:
         for it in ds.items:
-            key = os.path.realpath(it.path)
+            key = (os.path.realpath(it.path), it.segment)  # parts of a recording may recur
             if key in seen:
-                raise DataError(f"{it.path} is listed twice ({seen[key]} and {ds.source})")
+                what = it.path + ("" if it.segment is None else f" from {it.segment[0]:g} s")
+                raise DataError(f"{what} is listed twice ({seen[key]} and {ds.source})")
             seen[key] = ds.source
     ds = first if len(parts) == 1 else Dataset(
         items=[it for p in parts for it in p.items], task=first.task,
@@ -224,6 +229,8 @@ def _from_csv(path: str, task: str | None) -> Dataset:
                 item.fold = int(row["fold"])
             except ValueError:
                 raise DataError(f"{path}:{line}: fold {row['fold']!r} is not an integer") from None
+        if row.get("offset") or row.get("duration"):
+            item.segment = _segment(row.get("offset"), row.get("duration"), f"{path}:{line}")
         if item.split and item.split not in ("train", "test"):
             raise DataError(f"{path}:{line}: split must be 'train' or 'test', not {item.split!r}")
         items.append(item)
@@ -236,6 +243,21 @@ def _from_csv(path: str, task: str | None) -> Dataset:
                    has_split=any(it.split for it in items),
                    has_folds=any(it.fold is not None for it in items),
                    unlabelled_captures=unlabelled)
+
+
+def _segment(offset: str | None, duration: str | None, where: str) -> tuple:
+    """``(offset, duration | None)`` seconds from a manifest row's columns, checked."""
+    try:
+        start = float(offset) if offset else 0.0
+        length = float(duration) if duration else None
+    except ValueError:
+        raise DataError(f"{where}: offset {offset!r} / duration {duration!r} must be seconds"
+                        ) from None
+    if not (math.isfinite(start) and start >= 0) or \
+            (length is not None and not (math.isfinite(length) and length > 0)):
+        raise DataError(f"{where}: offset must be >= 0 s and duration > 0 s (got {offset!r}, "
+                        f"{duration!r})")
+    return (start, length)
 
 
 def _listed_path(base: str, listed: str) -> str:

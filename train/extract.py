@@ -15,6 +15,7 @@ import numpy as np
 
 from features import (AudioError, FeatureConfig, batch_windows, block_windows, read_audio,
                       read_audio_blocks)
+from features.audio import read_audio_segment
 from features.extract import WINDOW_CHUNK
 
 
@@ -41,11 +42,15 @@ class Windows:
 
 
 def extract_windows(paths: list[str], cfg: FeatureConfig, n_jobs: int = -1,
-                    cache_dir: str | None = "", progress: bool = True, chunk: int = 24) -> Windows:
+                    cache_dir: str | None = "", progress: bool = True, chunk: int = 24,
+                    segments: list | None = None) -> Windows:
     """Window vectors for every file in ``paths`` (resampled to ``cfg.sr``).
 
-    ``cache_dir=""`` uses the default cache, ``None`` disables it. Files that cannot be read are
-    reported in ``skipped`` and left out; the others are unaffected.
+    ``segments``: per file ``None`` (all of it) or ``(offset, duration)`` in seconds (duration
+    ``None``: to the end), the part of a recording a manifest row labels; window starts
+    count from the segment's start. ``cache_dir=""`` uses the default cache, ``None``
+    disables it. Files that cannot be read are reported in ``skipped`` and left out; the
+    others are unaffected.
     """
     from joblib import Parallel, delayed
 
@@ -55,7 +60,9 @@ def extract_windows(paths: list[str], cfg: FeatureConfig, n_jobs: int = -1,
         cache_dir = os.path.join(cache_dir, cfg.digest()[:16])
         os.makedirs(cache_dir, exist_ok=True)
     chunks = [list(range(i, min(i + chunk, len(paths)))) for i in range(0, len(paths), chunk)]
-    jobs = (delayed(_extract_chunk)([(i, paths[i]) for i in c], cfg, cache_dir) for c in chunks)
+    segments = segments or [None] * len(paths)
+    jobs = (delayed(_extract_chunk)([(i, paths[i], segments[i]) for i in c], cfg, cache_dir)
+            for c in chunks)
     n_jobs = 1 if len(chunks) <= 1 else n_jobs
     runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     results, digests = {}, {}
@@ -101,15 +108,17 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
     width = n_features(cfg)
     # recordings longer than this are analysed as soon as they are read (bounded memory)
     long_samples = cfg.window_samples + WINDOW_CHUNK * cfg.window_hop_samples
-    for i, path in items:
+    known = {}  # path -> digest: a recording's labelled parts are hashed once
+    for i, path, segment in items:
         cached = None
         try:  # the cache key, and which content a model was trained (or evaluated) on
-            digests[i] = _sha256(path)
+            digests[i] = known[path] = known.get(path) or _sha256(path)
         except OSError as exc:
             out[i] = f"{path}: cannot open ({exc.strerror or exc})"
             continue
         if cache_dir:
-            cached = os.path.join(cache_dir, digests[i] + ".npz")
+            part = "" if segment is None else f"-{segment[0]:g}-{_g(segment[1])}"
+            cached = os.path.join(cache_dir, digests[i] + part + ".npz")
         if cached and os.path.exists(cached):
             try:
                 with np.load(cached) as z:
@@ -121,12 +130,15 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
             except (OSError, ValueError, KeyError):
                 pass  # a damaged cache entry is recomputed
         try:
-            if os.path.getsize(path) > LONG_FILE_BYTES:  # decoded and analysed block by block
+            if segment is not None:  # a labelled part of a recording: only it is held
+                y = read_audio_segment(path, cfg.sr, *segment)
+            elif os.path.getsize(path) > LONG_FILE_BYTES:  # decoded and analysed block by block
                 parts = list(block_windows(read_audio_blocks(path, sr=cfg.sr), cfg))
                 _store(out, i, np.concatenate([s for s, _ in parts]),
                        np.concatenate([X for _, X in parts]), cached)
                 continue
-            y, _ = read_audio(path, sr=cfg.sr)
+            else:
+                y, _ = read_audio(path, sr=cfg.sr)
         except AudioError as exc:
             out[i] = str(exc)
             continue
@@ -136,6 +148,10 @@ def _extract_chunk(items, cfg: FeatureConfig, cache_dir):
             todo.append((i, y, cached))
     _windows_into(todo, cfg, out)
     return out, digests, hits
+
+
+def _g(seconds: float | None) -> str:
+    return "end" if seconds is None else f"{seconds:g}"
 
 
 def _sha256(path: str) -> str:

@@ -269,7 +269,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     opts.check()  # before minutes of feature extraction
     paths = [it.path for it in ds.items]
     win = extract_windows(paths, cfg, n_jobs=opts.n_jobs, cache_dir=opts.cache_dir,
-                          progress=opts.progress)
+                          progress=opts.progress, segments=[it.segment for it in ds.items])
     if win.X.shape[0] == 0:
         first = win.skipped[0][1] if win.skipped else "none listed"
         raise DataError(f"{ds.source}: no file could be read ({len(win.skipped)} skipped, "
@@ -322,9 +322,12 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     leaked = _same_content(win.sha256, train_files, test_files)
     if leaked:
         t, o = leaked[0]
+        same = (f"{paths[t]} = {paths[o]}" if paths[t] != paths[o] else
+                f"{paths[t]}, parts of which are training rows")
         warnings.append(
             f"{len(leaked)} test file(s) have the same content as a training file (e.g. "
-            f"{paths[t]} = {paths[o]}): the test figures include audio the model was trained on")
+            f"{same}): the test figures include audio the model was trained on, or from the "
+            "same recording")
     settings = candidate_settings(opts)
     rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed,
                   max_model_mb=opts.max_model_mb)
@@ -355,8 +358,8 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     confidence = float(oof[validated].max(axis=1).mean()) if ds.task == "classify" else None
     # live streams also hold windows that straddle two sounds; a baseline of clip-internal
     # windows only made clean streamed audio look drifted (drift share up to 0.36)
-    X_stream = _stream_windows([items[o].path for o in np.unique(own_tr)], cfg, opts.seed,
-                               opts.n_jobs)
+    X_stream = _stream_windows([(items[o].path, items[o].segment) for o in np.unique(own_tr)],
+                               cfg, opts.seed, opts.n_jobs)
     X_base = np.concatenate([X_tr, X_stream])
     predicted = y_tr
     if labels and len(X_stream):
@@ -378,8 +381,9 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
 
 def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
                     max_seconds: float = 600.0):
-    """Windows of training files played back to back (random order, up to ``max_seconds``),
-    as ``n_jobs`` separate back-to-back recordings computed in parallel."""
+    """Windows of training files (``(path, segment | None)``) played back to back (random
+    order, up to ``max_seconds``), as ``n_jobs`` separate back-to-back recordings computed in
+    parallel."""
     from joblib import Parallel, delayed, effective_n_jobs
 
     rng = np.random.default_rng(seed)
@@ -396,15 +400,18 @@ def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
 def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray | None:
     from audioclf.memory import keep_freed_memory
     from features import AudioError, read_audio_blocks, signal_windows
+    from features.audio import read_audio_segment
 
     keep_freed_memory()
 
     parts, total, limit = [], 0, int(max_seconds * cfg.sr)
-    for path in paths:
+    for path, segment in paths:
         taken = []
         try:  # block by block, so an hour-long file is not decoded for its first minutes (a
             # clip is one block: the clip that reaches the limit is still taken whole)
-            for block in read_audio_blocks(path, sr=cfg.sr):
+            blocks = (read_audio_blocks(path, sr=cfg.sr) if segment is None else
+                      [read_audio_segment(path, cfg.sr, *segment)])
+            for block in blocks:
                 taken.append(block)
                 if total + sum(map(len, taken)) >= limit:
                     break
