@@ -1115,3 +1115,20 @@ def test_a_manifest_labels_parts_of_long_recordings(tmp_path):
     _manifest(tmp_path / "twice.csv", [rows[0], rows[0]])
     with pytest.raises(DataError, match="listed twice"):
         load_datasets([tmp_path / "twice.csv"])
+
+
+def test_a_binding_model_size_budget_is_said(two_class, tmp_path):
+    """When the --max-model-mb budget, not the data, stops the trees, train says so; with
+    the default budget these small trees never reach it."""
+    def warnings(*extra):
+        out = run_cli("train", two_class, "--out", tmp_path / "m.joblib", "--n-iter", 1,
+                      "--cv", 2, "--families", "et", "--no-cache", "--json", *extra)
+        assert out.returncode == 0, out.stderr
+        return [w for w in json.loads(out.stdout)["warnings"] if "model-size budget" in w]
+
+    assert warnings() == []
+    (said,) = warnings("--max-model-mb", "0.01")
+    assert said.startswith("the model-size budget (--max-model-mb 0.01) stopped 100% of the "
+                           "trees at ")
+    assert load_model(tmp_path / "m.joblib").estimator.max_leaf_nodes == int(
+        said.split(" at ")[1].split()[0])

@@ -342,6 +342,14 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                      **{k: best[k] for k in SEARCH_SPACE})
     model.fit(X_tr, y_tr)
     model.set_params(n_jobs=1)  # live scoring is one small batch at a time
+    cap = best["max_leaf_nodes"]
+    capped = np.mean([t.tree_.n_leaves >= cap for t in model.estimators_]) if cap else 0.0
+    if capped > 0.5:  # many classes and windows: the budget, not the data, shaped the trees
+        warnings.append(
+            f"the model-size budget (--max-model-mb {opts.max_model_mb:g}) stopped "
+            f"{capped:.0%} of the trees at {cap} leaves; the validation figures are the capped "
+            "model's, and a larger budget lets the trees grow (a larger model that may score "
+            "higher)")
     labels = [str(c) for c in model.classes_] if ds.task == "classify" else None
 
     metrics = {"validation": evaluate_scores(ds.task, labels, oof[validated], own_tr[validated],
