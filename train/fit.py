@@ -414,19 +414,20 @@ def _back_to_back(paths, cfg: FeatureConfig, max_seconds: float) -> np.ndarray |
 
     parts, total, limit = [], 0, int(max_seconds * cfg.sr)
     for path, segment in paths:
-        taken = []
+        taken, n = [], 0
         try:  # block by block, so an hour-long file is not decoded for its first minutes (a
             # clip is one block: the clip that reaches the limit is still taken whole)
             blocks = (read_audio_blocks(path, sr=cfg.sr) if segment is None else
                       [read_audio_segment(path, cfg.sr, *segment)])
             for block in blocks:
                 taken.append(block)
-                if total + sum(map(len, taken)) >= limit:
+                n += len(block)
+                if total + n >= limit:
                     break
         except AudioError:
             continue
         parts.extend(taken)
-        total += sum(map(len, taken))
+        total += n
         if total >= limit:
             break
     if not parts:
