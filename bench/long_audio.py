@@ -10,7 +10,8 @@ in the same run. (b) ``audioclf predict``'s ``predict_file`` on that WAV with th
 model (decoded and scored block by block) against the same scoring of the file read whole
 (``read_audio`` + ``signal_windows``). (c) ``--files`` recordings of ``--file-minutes`` at
 16 kHz through ``train.extract.extract_windows`` in one worker, against the size of their
-decoded audio.
+decoded audio. (d) ``audioclf plot`` of a ``--plot-minutes`` 16 kHz FLAC, whole and a 30 s
+part of it: wall time and peak RSS.
 """
 from __future__ import annotations
 
@@ -75,11 +76,30 @@ def run(code: str) -> tuple[float, int]:
     return float(out[0]), int(out[1])
 
 
+PLOT = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+from audioclf.cli import main
+t = time.perf_counter()
+assert main({argv!r}) == 0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - t)
+"""
+
+
+def timed_cli(argv) -> tuple[float, float]:
+    """Wall seconds (after start-up) and peak RSS (MB) of ``audioclf ARGV`` in its own
+    process."""
+    out = subprocess.run([sys.executable, "-c", PLOT.format(root=ROOT, argv=list(argv))],
+                         capture_output=True, text=True, check=True).stdout.split()
+    return float(out[-1]), float(out[-2])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--minutes", type=float, default=20.0)
     ap.add_argument("--files", type=int, default=6)
     ap.add_argument("--file-minutes", type=float, default=5.0)
+    ap.add_argument("--plot-minutes", type=int, default=60)
     args = ap.parse_args()
     import soundfile as sf
 
@@ -112,6 +132,16 @@ def main():
         print(f"extract_windows, {args.files} recordings of {args.file_minutes:g} min in one worker "
               f"({windows} windows; their decoded audio alone is {audio_mb:.0f} MiB): "
               f"peak RSS {rss:.0f} MB")
+
+        flac = os.path.join(tmp, "hour.flac")
+        with sf.SoundFile(flac, "w", 16000, 1, "PCM_16") as fh:
+            for _ in range(args.plot_minutes):
+                fh.write((0.1 * rng.standard_normal(16000 * 60)).astype(np.float32))
+        for extra in ([], ["--start", str(args.plot_minutes * 30), "--seconds", "30"]):
+            seconds, rss = timed_cli(["plot", flac, "-o", os.path.join(tmp, "p.png"), *extra])
+            what = "whole" if not extra else "30 s of it"
+            print(f"plot of a {args.plot_minutes}-minute 16 kHz FLAC, {what}: {seconds:.1f} s, "
+                  f"peak RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":
