@@ -370,6 +370,7 @@ def cmd_evaluate(args) -> int:
     import numpy as np
 
     from train.dataset import load_dataset
+    from features.extract import level_index
     from train.evaluate import evaluate_scores, plot_confusion, plot_regression, sound_windows
     from train.extract import content_ids, extract_windows
 
@@ -400,7 +401,7 @@ def cmd_evaluate(args) -> int:
     else:
         truth = np.array([it.target for it in items], dtype=float)
     # as in training: a clip's zero padding is no evidence of its label
-    keep = sound_windows(win.X[:, art.feature_names.index("level_dbfs")], win.owner)
+    keep = sound_windows(win.X[:, level_index(art.feature_config)], win.owner)
     scores, owner = art.score(win.X[keep]), win.owner[keep]
     m = evaluate_scores(art.task, art.labels, scores, owner, truth)
     m["padding_windows"] = int((~keep).sum())

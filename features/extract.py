@@ -139,6 +139,11 @@ def n_features(cfg: FeatureConfig) -> int:
     return len(_feature_names(cfg))
 
 
+def level_index(cfg: FeatureConfig) -> int:
+    """Where a window vector holds ``level_dbfs`` (its loudest frame's RMS, dBFS)."""
+    return _feature_names(cfg).index("level_dbfs")
+
+
 def window_vectors(rows: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     """Aggregate the frame rows of windows ``(n_windows, frames_per_window, width)`` -> ``(n_windows, n_features)``.
 

@@ -18,7 +18,7 @@ from audioclf.memory import keep_freed_memory
 from audioclf.postprocess import Hysteresis, Smoother
 from features import IncrementalFeatures
 from features.audio import resample_inputs
-from features.extract import _analyzer, feature_names, window_vectors
+from features.extract import _analyzer, level_index, window_vectors
 
 from features.resample import StreamResampler
 
@@ -136,7 +136,7 @@ class Engine:
         self.art = art
         self.cfg = art.feature_config
         self.analyzer = _analyzer(self.cfg)
-        self.level_index = feature_names(self.cfg).index("level_dbfs")
+        self.level_index = level_index(self.cfg)
         self.smooth, self.ema = smooth, ema
         self.hysteresis = hysteresis or {}
         self.keep_audio = keep_audio  # attach each window's samples to its Prediction

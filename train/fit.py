@@ -9,6 +9,7 @@ import numpy as np
 from audioclf.artifact import ModelArtifact, library_versions
 from features import FeatureConfig, feature_names
 from features.baseline import build_baseline
+from features.extract import level_index
 
 from .dataset import DataError, Dataset
 from .evaluate import evaluate_scores, sound_windows
@@ -276,7 +277,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                         f"e.g. {first})")
     items = ds.items
     # a clip's zero padding is no evidence of its label: left out of training and test scores
-    keep = sound_windows(win.X[:, feature_names(cfg).index("level_dbfs")], win.owner)
+    keep = sound_windows(win.X[:, level_index(cfg)], win.owner)
     is_test = np.array([(items[o].split or "train") == "test" for o in win.owner])
     tr, is_test = ~is_test & keep, is_test & keep
     if ds.task == "classify":

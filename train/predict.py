@@ -8,6 +8,7 @@ import numpy as np
 from audioclf.artifact import ModelArtifact
 from audioclf.postprocess import Smoother
 from features import block_windows, read_audio_blocks
+from features.extract import level_index
 
 from .evaluate import sound_windows
 
@@ -63,7 +64,7 @@ def predict_file(art: ModelArtifact, path, smooth: int = 1) -> dict:
             yield block
 
     starts, scores, levels = [], [], []
-    level = art.feature_names.index("level_dbfs")
+    level = level_index(cfg)
     for s, X in block_windows(counted(read_audio_blocks(path, sr=cfg.sr)), cfg):
         starts.append(s)
         scores.append(art.score(X))
