@@ -532,6 +532,8 @@ def cmd_listen(args) -> int:
     from stream.listen import run
     from stream.sources import FileSource, MicSource
 
+    from .memory import settle_gc
+
     _single_threaded_math()
     art = model_from_arg(args.model)
     if args.window or args.hop:
@@ -557,6 +559,7 @@ def cmd_listen(args) -> int:
     if args.metrics_port:
         from stream.metrics import serve_metrics
         metrics_server = serve_metrics(args.metrics_port, engine=engine, monitors=[monitor])
+    settle_gc()  # a full collection would be a pause in the live loop: see audioclf/memory.py
     try:
         summary = run(engine, source, emit_json=args.json, max_seconds=args.seconds,
                       monitor=monitor)
@@ -583,6 +586,8 @@ def _single_threaded_math():
 def cmd_consume(args) -> int:
     from stream.consume import ConsumeService
     from stream.kafka_io import client_options
+
+    from .memory import settle_gc
 
     _single_threaded_math()
     if not args.topic:
@@ -611,6 +616,7 @@ def cmd_consume(args) -> int:
         from stream.metrics import serve_metrics
         metrics_server = serve_metrics(args.metrics_port, engine=service.engine,
                                        monitors=[monitor], consume=service)
+    settle_gc()  # the model and the monitor are loaded: see audioclf/memory.py
     try:
         summary = service.run(max_seconds=args.seconds)
     finally:

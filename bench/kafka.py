@@ -12,11 +12,13 @@ drifts) and (b) one `ConsumeService` (decode, incremental features, batched scor
 produced and flushed, offsets committed). Prints audio-seconds per wall-second (= concurrent
 real-time streams one process sustains), the ratio to the ceiling, the CPU each loop used
 (a bare loop far below one core is waiting for the broker, not parsing), and state bytes per
-stream and process RSS. Uses ../shared/tools/kafka-broker.sh when no --bootstrap.
+stream and process RSS, and the time the consumer spent collecting garbage
+(``AUDIOCLF_GC_TUNING=0`` measures it with CPython's defaults: ``audioclf.memory.settle_gc``). Uses ../shared/tools/kafka-broker.sh when no --bootstrap.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import resource
 import subprocess
@@ -123,8 +125,10 @@ def main():
     print(f"produced {total} messages ({audio_seconds:.0f} audio-s) in {time.perf_counter() - t:.1f} s")
 
     # (a) the ceiling, read before and after every (b): this machine's speed drifts
-    bares = [bare_consume(bootstrap, topic, total)]
     art = load_model(default_model_path())
+    from audioclf.memory import settle_gc
+    settle_gc()  # as `audioclf consume` does once its model is loaded, here for both loops
+    bares = [bare_consume(bootstrap, topic, total)]
     runs = []
     for _ in range(args.repeat):
         runs.append(audioclf_consume(art, bootstrap, topic, total, args.drift,
@@ -147,6 +151,8 @@ def main():
               f"{run['cpu'] / run['seconds']:.2f} cores")
         print(f"ratio to the ceiling      : {ratios[-1]:.2f}x of bare (target >= 0.5)")
         print(f"per stream on one core    : {per_cpu[-1]:9.0f} audio-s per CPU-s (target >= 500)")
+        print(f"garbage collection        : {run['gc'] * 1000:9.0f} ms while consuming "
+              f"({run['gc'] / run['cpu']:.0%} of its CPU; AUDIOCLF_GC_TUNING=0: CPython's defaults)")
         if args.drift:
             print(f"drift monitor             : {run['evaluations']} evaluations, "
                   f"{run['dropped']} windows dropped by its queue")
@@ -174,17 +180,30 @@ def audioclf_consume(art, bootstrap: str, topic: str, total: int, drift: bool,
                          status_out=open(os.devnull, "w"), monitor=monitor,
                          commit_interval=commit_interval)
     rss0 = rss_mb()
+    gc_seconds, gc_started = [0.0], {}
+
+    def time_gc(phase, info):  # collections hold the GIL: their wall time is the process's
+        if phase == "start":
+            gc_started[threading.get_ident()] = time.perf_counter()
+        elif measuring:
+            gc_seconds[0] += time.perf_counter() - gc_started.pop(threading.get_ident())
+
+    measuring = False
+    gc.callbacks.append(time_gc)
     th = threading.Thread(target=svc.run, daemon=True)
     th.start()
     while svc.stats.messages == 0:
         time.sleep(0.01)
     t0, cpu0 = time.perf_counter(), cpu_seconds()
+    measuring = True
     # every message taken *and scored*: messages are counted when their batch starts scoring,
     # and the last batch (up to 2000 messages) is then still in the scoring thread
     while svc.stats.messages < total or svc.scoring:
         time.sleep(0.005)
     out = {"seconds": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0,
-           "state": svc.status()["state_bytes"], "rss_before": rss0, "rss_after": rss_mb()}
+           "state": svc.status()["state_bytes"], "rss_before": rss0, "rss_after": rss_mb(),
+           "gc": gc_seconds[0]}
+    gc.callbacks.remove(time_gc)
     svc.stop_event.set()
     th.join(timeout=30)
     out["windows"] = svc.stats.windows
