@@ -532,8 +532,6 @@ def cmd_listen(args) -> int:
     from stream.listen import run
     from stream.sources import FileSource, MicSource
 
-    from .memory import settle_gc
-
     _single_threaded_math()
     art = model_from_arg(args.model)
     if args.window or args.hop:
@@ -559,7 +557,6 @@ def cmd_listen(args) -> int:
     if args.metrics_port:
         from stream.metrics import serve_metrics
         metrics_server = serve_metrics(args.metrics_port, engine=engine, monitors=[monitor])
-    settle_gc()  # a full collection would be a pause in the live loop: see audioclf/memory.py
     try:
         summary = run(engine, source, emit_json=args.json, max_seconds=args.seconds,
                       monitor=monitor)

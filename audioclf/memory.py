@@ -54,9 +54,8 @@ def settle_gc() -> bool:
     modules and the model, which live as long as the process) and young
     collections wait for ``YOUNG_GC_THRESHOLD`` allocations, by which time a batch is freed
     (by reference counting, which does not wait). Garbage in reference cycles lives longer
-    until then; nothing else changes. In ``listen`` it keeps a full collection (~57 ms over
-    the loaded objects, against ~1 ms of work per hop) out of the live loop.
-    ``AUDIOCLF_GC_TUNING=0`` turns it off.
+    until then; nothing else changes. ``AUDIOCLF_GC_TUNING=0`` turns it off. (``listen``
+    allocates too little to need it: one young collection in a minute of listening.)
     """
     if os.environ.get("AUDIOCLF_GC_TUNING") == "0":
         return False
