@@ -43,19 +43,20 @@ def keep_freed_memory() -> bool:
 
 
 def settle_gc() -> bool:
-    """Once a streaming service has loaded its model: keep the cyclic garbage
-    collector off what is loaded, and collect young objects less often. True if applied.
+    """Once a streaming service has loaded its model: keep the cyclic garbage collector off
+    what is loaded, and collect young objects less often. True if applied.
 
-    A Kafka poll batch allocates ~20 thousand short-lived containers (records, header lists,
-    chunks) that outlive CPython's 700-allocation young collections, so they are promoted,
-    and the promotions set off full collections over every loaded module's objects (~120
-    thousand): in ``bench/kafka.py`` 0.4-0.6 s of a 4 s consume, with the GIL held. Loaded
-    objects are frozen (:func:`gc.freeze`: never scanned, so never collected -- they are
-    modules and the model, which live as long as the process) and young
-    collections wait for ``YOUNG_GC_THRESHOLD`` allocations, by which time a batch is freed
-    (by reference counting, which does not wait). Garbage in reference cycles lives longer
-    until then; nothing else changes. ``AUDIOCLF_GC_TUNING=0`` turns it off. (``listen``
-    allocates too little to need it: one young collection in a minute of listening.)
+    A Kafka poll batch makes ~25 thousand short-lived containers (records, header lists,
+    chunks: 37 young collections a batch) that outlive CPython's 700-allocation young
+    collections, so they are promoted, and the promotions set off full collections over
+    every loaded module's objects (~120 thousand): in ``bench/kafka.py`` 9-12% of the
+    consumer's CPU, with the GIL held. Loaded objects are frozen (:func:`gc.freeze`: never
+    scanned, so never collected -- modules and the model, which live as long as the process)
+    and young collections wait for ``YOUNG_GC_THRESHOLD`` allocations, by when most of a batch
+    has been freed by reference counting, which does not wait: 2-4% of the CPU. Garbage in
+    reference cycles lives a little longer; nothing else changes. ``AUDIOCLF_GC_TUNING=0``
+    turns it off. (``listen`` allocates too little to need it: one young collection in a
+    minute of listening.)
     """
     if os.environ.get("AUDIOCLF_GC_TUNING") == "0":
         return False
