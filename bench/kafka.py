@@ -13,7 +13,8 @@ produced and flushed, offsets committed). Prints audio-seconds per wall-second (
 real-time streams one process sustains), the ratio to the ceiling, the CPU each loop used
 (a bare loop far below one core is waiting for the broker, not parsing), and state bytes per
 stream and process RSS, and the time the consumer spent collecting garbage
-(``AUDIOCLF_GC_TUNING=0`` measures it with CPython's defaults: ``audioclf.memory.settle_gc``). Uses ../shared/tools/kafka-broker.sh when no --bootstrap.
+(``AUDIOCLF_GC_TUNING=0``: with CPython's settings, not ``audioclf.memory.settle_gc``'s).
+Uses ../shared/tools/kafka-broker.sh when no --bootstrap.
 """
 from __future__ import annotations
 
