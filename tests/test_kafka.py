@@ -79,8 +79,9 @@ def produce(bootstrap, topic, streams: dict, chunk=1600, extra=(), start=0, stop
 
 
 def start_consumer(bootstrap, topic, group, out, dlq=None, seconds=None, extra_env=None,
-                   alerts=None):
-    cmd = [sys.executable, "-m", "audioclf", "consume", "--bootstrap", bootstrap, "--topic",
+                   alerts=None, launch=("-m", "audioclf")):
+    """`audioclf consume` in a subprocess (``launch``: the Python arguments that run the CLI)."""
+    cmd = [sys.executable, *launch, "consume", "--bootstrap", bootstrap, "--topic",
            topic, "--group", group, "--out-topic", out, "--status-every", "1"]
     cmd += ["--alerts-topic", alerts] if alerts else ["--no-drift"]
     if dlq:
@@ -417,12 +418,11 @@ def test_consume_settles_the_garbage_collector(bootstrap):
     for env, want in (({}, "0 True True False"), ({"AUDIOCLF_GC_TUNING": "0"},
                                                    "0 False False True")):
         out = uid("pred")
-        run = subprocess.run(
-            [sys.executable, "-c", code, "consume", "--bootstrap", bootstrap, "--topic", topic,
-             "--group", uid("g"), "--out-topic", out, "--no-drift", "--seconds", "10"],
-            capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
-        result = [ln for ln in run.stdout.splitlines() if ln.startswith("RESULT")]
-        assert result and result[0].split()[1:] == want.split(), run.stderr[-2000:]
+        proc = start_consumer(bootstrap, topic, uid("g"), out, seconds=10, extra_env=env,
+                              launch=("-c", code))
+        stdout, stderr = proc.communicate(timeout=120)
+        result = [ln for ln in stdout.splitlines() if ln.startswith("RESULT")]
+        assert result and result[0].split()[1:] == want.split(), stderr[-2000:]
         seen = windows_seen(read_topic(bootstrap, out, covered(expected), timeout=30))
         assert {sid: dict(w) for sid, w in seen.items()} == expected, env
 
