@@ -60,12 +60,17 @@ def main():
     spent = {"analysis": 0.0, "window statistics": 0.0, "scoring": 0.0}
 
     def timed(name, fn):
+        depth = [0]  # `analyze` calls itself on a block's non-silent frames: time the outer call
+
         def wrapper(*a, **k):
+            depth[0] += 1
             t = time.process_time()
             try:
                 return fn(*a, **k)
             finally:
-                spent[name] += time.process_time() - t
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent[name] += time.process_time() - t
         return wrapper
 
     engine.analyzer.analyze = timed("analysis", engine.analyzer.analyze)
