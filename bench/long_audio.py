@@ -11,7 +11,10 @@ model (decoded and scored block by block) against the same scoring of the file r
 (``read_audio`` + ``signal_windows``). (c) ``--files`` recordings of ``--file-minutes`` at
 16 kHz through ``train.extract.extract_windows`` in one worker, against the size of their
 decoded audio. (d) ``audioclf plot`` of a ``--plot-minutes`` 16 kHz FLAC, whole and a 30 s
-part of it: wall time and peak RSS.
+part of it: wall time and peak RSS. (e) With ``--produce`` (needs the broker:
+``../shared/tools/kafka-broker.sh``, or ``--bootstrap``): ``audioclf produce`` of the (a) WAV
+(decoded and sent block by block) against the same sends of the file decoded whole first (the
+code before 2026-12-02), peak RSS and wall time of each.
 """
 from __future__ import annotations
 
@@ -70,6 +73,25 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, w.X.shape[0])
 """
 
 
+PRODUCE_WHOLE = """
+import resource, sys, time
+sys.path.insert(0, {root!r})
+from features import read_audio
+from stream.kafka_io import make_producer
+from stream.wire import encode_audio
+t = time.perf_counter()
+y, sr = read_audio({path!r}, sr=None)
+p = make_producer({{"bootstrap_servers": [{bootstrap!r}]}})
+n = sr // 10
+for seq, i in enumerate(range(0, len(y), n)):
+    key, value, headers = encode_audio("s", y[i:i + n], sr, seq, sample_index=i)
+    p.send({topic!r}, key=key, value=value, headers=headers)
+p.flush()
+p.close()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - t)
+"""
+
+
 def run(code: str) -> tuple[float, int]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
@@ -100,6 +122,8 @@ def main():
     ap.add_argument("--files", type=int, default=6)
     ap.add_argument("--file-minutes", type=float, default=5.0)
     ap.add_argument("--plot-minutes", type=int, default=60)
+    ap.add_argument("--produce", action="store_true", help="also (e): needs a Kafka broker")
+    ap.add_argument("--bootstrap", help="(e) broker (default: ../shared/tools/kafka-broker.sh)")
     args = ap.parse_args()
     import soundfile as sf
 
@@ -121,6 +145,8 @@ def main():
         print(f"predict on it ({n} windows): peak RSS {ours:.0f} MB block by block, "
               f"{whole:.0f} MB read whole ({whole / ours:.1f}x)")
         assert n == n_whole, (n, n_whole)
+        if args.produce:
+            produce_bench(stereo, args)
 
         paths = []
         for k in range(args.files):
@@ -142,6 +168,23 @@ def main():
             what = "whole" if not extra else "30 s of it"
             print(f"plot of a {args.plot_minutes}-minute 16 kHz FLAC, {what}: {seconds:.1f} s, "
                   f"peak RSS {rss:.0f} MB")
+
+
+def produce_bench(path: str, args) -> None:
+    import uuid
+    bootstrap = args.bootstrap or subprocess.run(
+        [os.path.join(ROOT, "..", "shared", "tools", "kafka-broker.sh"), "start"],
+        capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    ours = timed_cli(["produce", path, "--bootstrap", bootstrap, "--stream-id", "s",
+                      "--topic", f"bench-produce-{uuid.uuid4().hex[:6]}"])
+    out = subprocess.run([sys.executable, "-c", PRODUCE_WHOLE.format(
+        root=ROOT, path=path, bootstrap=bootstrap,
+        topic=f"bench-produce-{uuid.uuid4().hex[:6]}")],
+        capture_output=True, text=True, check=True).stdout.split()
+    whole_rss, whole_s = float(out[-2]), float(out[-1])
+    print(f"produce it (48 kHz, 100 ms int16 chunks): peak RSS {ours[1]:.0f} MB block by block "
+          f"({ours[0]:.1f} s), {whole_rss:.0f} MB decoded whole first ({whole_s:.1f} s; "
+          f"{whole_rss / ours[1]:.1f}x)")
 
 
 if __name__ == "__main__":

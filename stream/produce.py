@@ -5,30 +5,10 @@ import time
 
 import numpy as np
 
-from features import AudioError, audio_info, read_audio
+from features import AudioError, audio_info, read_audio_blocks
 
 from .kafka_io import make_producer
 from .wire import encode_audio
-
-
-def produce_samples(producer, topic: str, stream_id: str, y: np.ndarray, sr: int,
-                    chunk_ms: float = 100.0, dtype: str = "int16", realtime: bool = False,
-                    wav: bool = False, start_seq: int = 0, start_index: int = 0) -> int:
-    """Send ``y`` as consecutive chunks; returns the next sequence number."""
-    n = max(1, int(sr * chunk_ms / 1000))
-    t0 = time.monotonic()
-    seq = start_seq
-    for i in range(0, len(y), n):
-        if realtime:
-            delay = t0 + i / sr - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        key, value, headers = encode_audio(stream_id, y[i:i + n], sr, seq, dtype=dtype,
-                                           timestamp=time.time(), sample_index=start_index + i,
-                                           wav=wav)
-        producer.send(topic, key=key, value=value, headers=headers)
-        seq += 1
-    return seq
 
 
 def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
@@ -36,31 +16,55 @@ def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
     """Publish ``files`` back to back as one stream, at ``sr`` (default: the first file's rate;
     the others are resampled to it, so the stream has one rate and one sample index). Every
     file's header is checked before anything is sent: a bad file is reported, not half a stream
-    published. A file is decoded whole before its first chunk is sent, so one whose body turns
-    out corrupt stops the stream at the end of the file before it, and the error says so."""
+    published. Files are decoded a block at a time (``features.read_audio_blocks``), so an
+    hour-long recording costs the memory of a block, not of its audio; chunks run on across
+    blocks and each file's last chunk may be short. A body that turns out corrupt stops the
+    stream where its audio stops, and the error says how much was published."""
     infos = [audio_info(path) for path in files]
     sr = sr or (infos[0].sample_rate if infos else None)
     producer = make_producer(opts)
-    seq, index, seconds = 0, 0, 0.0
+    n = max(1, int(sr * chunk_ms / 1000)) if sr else 1
+    seq, index = 0, 0  # next sequence number, stream sample index of the next chunk
+    file_start, t0 = 0, 0.0  # the current file's first sample index, and when it began
+
+    def send(x: np.ndarray) -> None:
+        nonlocal seq, index
+        if realtime:  # paced by the position in the current file
+            delay = t0 + (index - file_start) / sr - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        key, value, headers = encode_audio(stream_id, x, sr, seq, dtype=dtype,
+                                           timestamp=time.time(), sample_index=index, wav=wav)
+        producer.send(topic, key=key, value=value, headers=headers)
+        seq, index = seq + 1, index + len(x)
+
     try:
         for done, path in enumerate(files):
+            file_start, t0, pending = index, time.monotonic(), np.zeros(0, np.float32)
             try:
-                y, rate = read_audio(path, sr=sr)
+                for block in read_audio_blocks(path, sr=sr):
+                    pending = np.concatenate([pending, block]) if len(pending) else block
+                    whole = len(pending) - len(pending) % n
+                    for i in range(0, whole, n):
+                        send(pending[i:i + n])
+                    pending = pending[whole:].copy()  # not a view of the decoder's block
             except AudioError as exc:
-                if not done:
+                if len(pending):  # the audio decoded before the damage is good: send it
+                    send(pending)
+                if not seq:
                     raise
                 producer.flush()
-                raise AudioError(exc.source, f"{exc.problem}; stream {stream_id} stops before "
-                                 f"it: {done} file(s) before it were published ({seq} "
-                                 f"messages, {seconds:.1f} s)") from None
-            seq = produce_samples(producer, topic, stream_id, y, rate, chunk_ms, dtype,
-                                  realtime, wav, seq, index)
-            index += len(y)
-            seconds += len(y) / rate
+                into = index - file_start
+                where = (f"{into / sr:.1f} s into it" if into else
+                         f"before it: {done} file(s) before it were published")
+                raise AudioError(exc.source, f"{exc.problem}; stream {stream_id} stops {where} "
+                                 f"({seq} messages, {index / sr:.1f} s)") from None
+            if len(pending):
+                send(pending)
         producer.flush()
     finally:
         producer.close(timeout=10)
-    return {"messages": seq, "audio_seconds": round(seconds, 3)}
+    return {"messages": seq, "audio_seconds": round(index / sr, 3) if sr else 0.0}
 
 
 def produce_mic(opts: dict, topic: str, stream_id: str, device=None, rate=None,

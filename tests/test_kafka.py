@@ -5,6 +5,7 @@ stream that never reached the predictions topic; "duplicates" are windows that a
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -309,6 +310,74 @@ def test_produce_sends_files_of_several_rates_as_one_stream(bootstrap, tmp_path)
     assert {c.sample_rate for c in chunks} == {SR}
     assert [c.sample_index for c in chunks] == [i * SR // 10 for i in range(20)]
     assert [c.seq for c in chunks] == list(range(20))
+
+
+def test_produce_sends_long_recordings_block_by_block(bootstrap, tmp_path):
+    """Files longer than a decoding block (``DECODE_BLOCK`` frames) are read and sent a block at
+    a time: chunks run on across block boundaries (none short but a file's last), and the
+    samples are the whole file's -- a second file at another rate resampled as a stream is."""
+    import soundfile as sf
+    from features import read_audio
+    from features.audio import DECODE_BLOCK
+    topic = uid("long")
+    create_topic(bootstrap, topic, 1)
+    first, second = tmp_path / "a22k.wav", tmp_path / "b16k.flac"
+    rate = 22050  # a chunk of 2205 frames divides no block
+    sf.write(first, resample(stream_audio(8, 24.0), SR, rate), rate, subtype="FLOAT")
+    sf.write(second, stream_audio(9, 20.3), SR)
+    assert sf.info(first).frames > 2 * DECODE_BLOCK and sf.info(second).frames > DECODE_BLOCK
+    out = subprocess.run([sys.executable, "-m", "audioclf", "produce", str(first), str(second),
+                          "--stream-id", "s", "--bootstrap", bootstrap, "--topic", topic,
+                          "--dtype", "float32"], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    y1, _ = read_audio(first, sr=None)
+    y2, _ = read_audio(second, sr=rate)
+    sizes = [2205] * 240 + [2205] * (len(y2) // 2205) + ([len(y2) % 2205] if len(y2) % 2205
+                                                          else [])
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary == {"messages": len(sizes), "audio_seconds": round((len(y1) + len(y2)) / rate, 3)}
+    chunks = [decode_audio(m.key, m.value, m.headers)
+              for m in read_topic(bootstrap, topic, lambda m: len(m) >= len(sizes))]
+    assert [len(c.samples) for c in chunks] == sizes
+    assert [c.sample_index for c in chunks] == np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
+    assert [c.seq for c in chunks] == list(range(len(sizes)))
+    sent = np.concatenate([c.samples for c in chunks])
+    np.testing.assert_array_equal(sent[:len(y1)], y1)  # float32 on the wire: exactly
+    np.testing.assert_allclose(sent[len(y1):], y2, atol=1e-6)  # resampled by blocks
+
+
+def test_produce_of_a_long_recording_with_a_corrupt_body_sends_what_decodes(bootstrap,
+                                                                             tmp_path):
+    """A long file whose body turns corrupt after its first blocks: the blocks before the damage
+    are published, the error says how far into the file the stream stops, and the topic holds
+    exactly what it says."""
+    import soundfile as sf
+    from features.audio import DECODE_BLOCK
+    topic = uid("longbad")
+    create_topic(bootstrap, topic, 1)
+    bad = tmp_path / "long.flac"
+    sf.write(bad, stream_audio(10, 60.0), SR)
+    data = bad.read_bytes()
+    cut = int(len(data) * 0.7)  # past the first blocks (a block is 16.4 s here)
+    noise = np.random.default_rng(1).integers(0, 256, len(data) - cut, dtype=np.uint8)
+    bad.write_bytes(data[:cut] + noise.tobytes())
+    out = subprocess.run([sys.executable, "-m", "audioclf", "produce", str(bad),
+                          "--stream-id", "s", "--bootstrap", bootstrap, "--topic", topic],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert f"{bad}: corrupt or truncated audio" in line, line
+    m = re.search(r"stream s stops ([\d.]+) s into it \((\d+) messages, ([\d.]+) s\)", line)
+    assert m, line
+    messages, seconds = int(m.group(2)), float(m.group(3))
+    assert DECODE_BLOCK / SR <= seconds < 60 and m.group(1) == m.group(3)
+    chunks = [decode_audio(k.key, k.value, k.headers)
+              for k in read_topic(bootstrap, topic, lambda got: len(got) >= messages)]
+    assert len(chunks) == messages and [c.seq for c in chunks] == list(range(messages))
+    assert abs(sum(len(c.samples) for c in chunks) / SR - seconds) <= 0.05
+    good = stream_audio(10, 60.0)
+    sent = np.concatenate([c.samples for c in chunks])
+    np.testing.assert_allclose(sent, good[:len(sent)], atol=1 / 32768)
 
 
 def test_wire_roundtrip_and_rejections():
