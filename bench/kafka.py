@@ -4,7 +4,8 @@ consume loop.
     python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--rate 16000]
                           [--repeat 1] [--commit-interval 1] [--bootstrap 127.0.0.1:9092]
 
-Produces S streams x D seconds of int16 audio in 100 ms chunks (interleaved like live devices;
+Produces S streams x D seconds of int16 audio in 100 ms chunks (with the sequence number, sample
+index and capture timestamp headers `produce` sends; interleaved like live devices;
 ``--rate``: devices sending another rate, which the consumer resamples to the model's)
 to a 4-partition topic, then in one run measures (a) a bare kafka-python consumer reading the
 topic (the ceiling; once before and once after each (b), averaged, as the machine's speed
@@ -113,11 +114,13 @@ def main():
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=10,
                              batch_size=262144)
     n_chunks = int(args.seconds * rate) // chunk
-    t = time.perf_counter()
+    t, t0_capture = time.perf_counter(), time.time()
     for c in range(n_chunks):
         for s in range(args.streams):
+            # with a capture timestamp, as the wire format has devices (and `produce`) send
             key, value, headers = encode_audio(f"s{s}", bank[s % 16][c * chunk:(c + 1) * chunk],
-                                               rate, c, sample_index=c * chunk)
+                                               rate, c, sample_index=c * chunk,
+                                               timestamp=t0_capture + c * chunk / rate)
             producer.send(topic, key=key, value=value, headers=headers)
     producer.flush()
     producer.close()  # its buffers are no part of the consumer measured below
