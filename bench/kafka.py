@@ -90,6 +90,9 @@ def main():
                          "0: after every batch)")
     ap.add_argument("--repeat", type=int, default=1,
                     help="consumer runs, each between two ceiling reads; prints the median")
+    ap.add_argument("--cli-rss", action="store_true",
+                    help="also run `audioclf consume` itself on the topic and report its peak "
+                         "RSS (this process's RSS also holds the producing and the bare loops)")
     args = ap.parse_args()
     from threadpoolctl import threadpool_limits
     threadpool_limits(1)  # as `audioclf consume` does
@@ -164,6 +167,11 @@ def main():
               f"{run['state'] / args.streams / 1024:.1f} KiB per stream (target <= 256), RSS "
               f"{run['rss_after']:.0f} MB ({run['rss_after'] - run['rss_before']:+.0f} MB while "
               f"consuming {args.streams} streams)")
+    if args.cli_rss:
+        rss, status = cli_consume_rss(bootstrap, topic, total, args.drift)
+        print(f"audioclf consume, its own process{' (drift monitor on)' if args.drift else ''}: "
+              f"peak RSS {rss:.0f} MB for {status['streams']} streams, {status['windows']} "
+              f"windows (target 1000 streams <= 400 MB)")
     if args.repeat > 1:
         print(f"median of {args.repeat}: {np.median(ratios):.2f}x of bare "
               f"({', '.join(f'{r:.2f}' for r in ratios)}); {np.median(per_cpu):.0f} audio-s per "
@@ -231,6 +239,39 @@ def audioclf_consume(art, bootstrap: str, topic: str, total: int, drift: bool,
         monitor.stop()
         out.update(evaluations=monitor.evaluations, dropped=monitor.dropped)
     return out
+
+
+CLI_RSS = """
+import resource, sys
+from audioclf.cli import main
+rc = main(sys.argv[1:])
+print("peak-rss-mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)
+sys.exit(rc)
+"""
+
+
+def cli_consume_rss(bootstrap: str, topic: str, total: int, drift: bool) -> tuple[float, dict]:
+    """Peak RSS (MB) of `audioclf consume` reading the whole topic as a new group, stopped with
+    SIGTERM (a graceful stop) once its status lines count every message; and its last status."""
+    import json
+    import signal
+    argv = ["consume", "--bootstrap", bootstrap, "--topic", topic, "--group",
+            f"cli-{uuid.uuid4().hex[:6]}", "--out-topic", f"{topic}-cli-pred",
+            "--status-every", "1", *([] if drift else ["--no-drift"])]
+    proc = subprocess.Popen([sys.executable, "-c", CLI_RSS, *argv], stderr=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, text=True, cwd=ROOT)
+    status, rss = {}, float("nan")
+    for line in proc.stderr:  # JSON status lines: stderr is not a terminal
+        if line.startswith("peak-rss-mb"):
+            rss = float(line.split()[1])
+        elif line.startswith("{"):
+            record = json.loads(line)
+            if record.get("event") == "status":
+                status = record
+                if record["messages"] >= total and proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    return rss, status
 
 
 if __name__ == "__main__":
