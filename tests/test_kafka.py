@@ -380,6 +380,25 @@ def test_produce_of_a_long_recording_with_a_corrupt_body_sends_what_decodes(boot
     np.testing.assert_allclose(sent, good[:len(sent)], atol=1 / 32768)
 
 
+def test_produce_realtime_paces_chunks_at_the_audio_rate(bootstrap, tmp_path):
+    """``--realtime`` sends each chunk when its audio would have been captured: the capture
+    timestamps of 2 s of audio span ~1.9 s (sent at once they span milliseconds)."""
+    import soundfile as sf
+    topic = uid("paced")
+    create_topic(bootstrap, topic, 1)
+    wav = tmp_path / "two.wav"
+    sf.write(wav, stream_audio(11, 2.0), SR)
+    out = subprocess.run([sys.executable, "-m", "audioclf", "produce", str(wav), "--stream-id",
+                          "s", "--bootstrap", bootstrap, "--topic", topic, "--realtime"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    chunks = [decode_audio(m.key, m.value, m.headers)
+              for m in read_topic(bootstrap, topic, lambda m: len(m) >= 20)]
+    stamps = np.array([c.timestamp for c in chunks])
+    assert len(chunks) == 20 and np.all(np.diff(stamps) > 0.05), np.diff(stamps)
+    assert 1.8 <= stamps[-1] - stamps[0] < 3.0, stamps[-1] - stamps[0]
+
+
 def test_wire_roundtrip_and_rejections():
     y = stream_audio(1, 0.3)
     for dtype in ("int16", "int32", "float32"):
