@@ -3,6 +3,7 @@ consume loop.
 
     python bench/kafka.py [--streams 500] [--seconds 4] [--drift] [--rate 16000]
                           [--repeat 1] [--commit-interval 1] [--bootstrap 127.0.0.1:9092]
+                          [--cli-rss]
 
 Produces S streams x D seconds of int16 audio in 100 ms chunks (with the sequence number, sample
 index and capture timestamp headers `produce` sends; interleaved like live devices;
@@ -260,7 +261,7 @@ def cli_consume_rss(bootstrap: str, topic: str, total: int, drift: bool) -> tupl
             "--status-every", "1", *([] if drift else ["--no-drift"])]
     proc = subprocess.Popen([sys.executable, "-c", CLI_RSS, *argv], stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True, cwd=ROOT)
-    status, rss = {}, float("nan")
+    status, rss, stopped = {}, float("nan"), False
     for line in proc.stderr:  # JSON status lines: stderr is not a terminal
         if line.startswith("peak-rss-mb"):
             rss = float(line.split()[1])
@@ -268,8 +269,9 @@ def cli_consume_rss(bootstrap: str, topic: str, total: int, drift: bool) -> tupl
             record = json.loads(line)
             if record.get("event") == "status":
                 status = record
-                if record["messages"] >= total and proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
+                if record["messages"] >= total and not stopped:
+                    proc.send_signal(signal.SIGTERM)  # once: it finishes the batch and exits
+                    stopped = True
     proc.wait(timeout=60)
     return rss, status
 
