@@ -84,7 +84,8 @@ y, sr = read_audio({path!r}, sr=None)
 p = make_producer({{"bootstrap_servers": [{bootstrap!r}]}})
 n = sr // 10
 for seq, i in enumerate(range(0, len(y), n)):
-    key, value, headers = encode_audio("s", y[i:i + n], sr, seq, sample_index=i)
+    key, value, headers = encode_audio("s", y[i:i + n], sr, seq, sample_index=i,
+                                       timestamp=time.time())
     p.send({topic!r}, key=key, value=value, headers=headers)
 p.flush()
 p.close()
