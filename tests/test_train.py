@@ -856,6 +856,89 @@ def test_search_halves_rows_and_trees_down_to_one_finalist():
     assert final["score"] > 0.9
 
 
+@pytest.mark.parametrize("task", ["classify", "regress"])
+@pytest.mark.parametrize("family", ["rf", "et"])
+def test_the_search_grows_the_trees_scikit_learn_grows(task, family):
+    """train.treefit calls scikit-learn's private tree builder: every tree it grows predicts
+    exactly what the same tree of scikit-learn's forest predicts (same random states, bootstrap
+    and settings), depth-first and with a leaf cap."""
+    from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
+                                  RandomForestClassifier, RandomForestRegressor)
+
+    from train.treefit import builder_matches_sklearn, grow_and_predict, tree_seeds
+
+    assert builder_matches_sklearn()  # else the search falls back to the forests' own fit
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((300, 40)).astype(np.float32)
+    y = (np.array(["x", "y", "z"])[(X[:, 0] > 0).astype(int) + (X[:, 1] * X[:, 2] > 0.3)]
+         if task == "classify" else X[:, 0] * 3 + X[:, 1] * X[:, 2])
+    new = rng.standard_normal((120, 40)).astype(np.float32)
+    cls = {("classify", "rf"): RandomForestClassifier, ("classify", "et"): ExtraTreesClassifier,
+           ("regress", "rf"): RandomForestRegressor,
+           ("regress", "et"): ExtraTreesRegressor}[(task, family)]
+    for setting in ({"max_features": "sqrt", "min_samples_leaf": 1, "max_depth": None,
+                     "max_leaf_nodes": None},
+                    {"max_features": 0.05, "min_samples_leaf": 4, "max_depth": 16,
+                     "max_leaf_nodes": 12}):
+        forest = cls(n_estimators=12, random_state=5, n_jobs=1, **setting).fit(X, y)
+        for tree, seed in zip(forest.estimators_, tree_seeds(5, 12)):
+            want = tree.predict_proba(new) if task == "classify" else tree.predict(new)
+            classes, got = grow_and_predict(task, family, setting, X, y, new, [seed])
+            np.testing.assert_array_equal(got, want)
+        if task == "classify":
+            assert classes == list(forest.classes_)
+
+
+def test_the_builder_check_fails_on_trees_that_differ(monkeypatch):
+    """builder_matches_sklearn is a real check: other random states give other trees."""
+    import train.treefit as treefit
+
+    treefit.builder_matches_sklearn.cache_clear()
+    monkeypatch.setattr(treefit, "tree_seeds", lambda seed, n: np.arange(n) + seed + 1)
+    try:
+        assert not treefit.builder_matches_sklearn()
+    finally:
+        monkeypatch.undo()
+        treefit.builder_matches_sklearn.cache_clear()
+    assert treefit.builder_matches_sklearn()
+
+
+@pytest.mark.parametrize("task", ["classify", "regress"])
+def test_the_search_scores_the_same_with_either_builder(task, monkeypatch):
+    """The search's own tree growing (chunks of trees on threads) and scikit-learn's forests
+    (the fallback where the private builder has moved) give the same table and out-of-fold
+    predictions, with more trees than a chunk holds."""
+    import train.fit as fit
+    import train.treefit as treefit
+    from train.fit import CHUNK_TREES, candidate_settings, search
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((240, 10)).astype(np.float32)
+    if task == "classify":
+        y = np.repeat(["a", "b", "c"], 80)
+        X[:, 0] += np.repeat([0.0, 1.5, 3.0], 80)
+    else:
+        y = X[:, 0] * 2 + X[:, 1] + rng.standard_normal(240) * 0.3
+    splits = cv_splits(task, y, np.tile(np.arange(12), 20), None, 3, 0)
+    settings = candidate_settings(TrainOptions(n_iter=5, seed=3))
+    assert max(s["n_estimators"] for s in settings) > CHUNK_TREES
+    own = search(task, X, y, splits, settings, 2, 0, max_model_mb=0.2)
+    monkeypatch.setattr(treefit, "builder_matches_sklearn", lambda: False)
+    called = []
+    real = fit._fit_score
+    monkeypatch.setattr(fit, "_fit_score", lambda *a, **k: called.append(1) or real(*a, **k))
+    theirs = search(task, X, y, splits, settings, 2, 0, max_model_mb=0.2)
+    assert called  # the fallback ran
+    assert [r["max_leaf_nodes"] for r in own] == [r["max_leaf_nodes"] for r in theirs]
+    for a, b in zip(own, theirs):
+        oof_a, oof_b = a.pop("_oof", None), b.pop("_oof", None)
+        assert a == pytest.approx(b, rel=1e-12, abs=1e-12)
+        if oof_a is not None:
+            for (ca, pa), (cb, pb) in zip(oof_a, oof_b):
+                assert ca == cb
+                np.testing.assert_allclose(pa, pb, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["rf_classifier", "et_classifier", "rf_regressor"])
 def test_flat_forest_equals_scikit_learn_on_both_paths(kind):
     from sklearn.ensemble import (ExtraTreesClassifier, RandomForestClassifier,

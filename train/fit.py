@@ -170,15 +170,20 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
     With ``max_model_mb``, the last round's fits have the leaf cap (:func:`leaf_cap`) their
     setting gets on all of ``X``.
     """
-    from joblib import Parallel, delayed
+    from joblib import Parallel
+
+    from .treefit import builder_matches_sklearn
 
     rng = np.random.default_rng(seed)
     n_values = len(np.unique(y)) if task == "classify" else 1
     rounds = max(0, int(np.ceil(np.log(max(len(settings), 1)) / np.log(factor))) - 1)
     alive = list(range(len(settings)))
     rows = {}
-    # one pool for every round: a new Parallel copies X to its workers again (~0.1 s)
-    with Parallel(n_jobs=n_jobs) as parallel:
+    X = np.asarray(X, dtype=np.float32)  # as the forests cast it
+    own_builder = builder_matches_sklearn() and bool(np.isfinite(X).all())
+    # threads: the tree builder releases the GIL, and no worker process has to start, import
+    # scikit-learn and be sent X
+    with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
         for r in range(rounds + 1):
             frac = float(factor) ** (r - rounds)
             sub = [(_subsample(tr, y, frac, rng, task), va) for tr, va in splits]
@@ -189,13 +194,13 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
             # Earlier rounds are not capped: their forests are discarded, and a cap scaled down
             # to their few rows would bind where the full model's does not (small trees have
             # relatively more leaves) and change the ranking
-            jobs = [delayed(_fit_score)(task, X, y, tr, va,
-                                        dict(setting, max_leaf_nodes=leaf_cap(
-                                            settings[i], len(tr), len(X), n_values,
-                                            max_model_mb if last else None)),
-                                        seed, keep=last)
+            fits = [(dict(setting, max_leaf_nodes=leaf_cap(settings[i], len(tr), len(X),
+                                                            n_values,
+                                                            max_model_mb if last else None)),
+                     tr, va)
                     for i, setting in zip(alive, budget) for tr, va in sub]
-            results = parallel(jobs)
+            results = _fit_and_score(parallel, task, X, y, fits, seed, keep=last,
+                                     own_builder=own_builder)
             for k, i in enumerate(alive):
                 fold_results = results[k * len(sub):(k + 1) * len(sub)]
                 fold_scores = [score for score, _ in fold_results]
@@ -220,6 +225,53 @@ def _trees(n_estimators: int, frac: float) -> int:
     if frac >= 1:
         return n_estimators
     return min(n_estimators, max(MIN_SEARCH_TREES, int(round(n_estimators * frac))))
+
+
+CHUNK_TREES = 50  # trees per threaded job: small enough to keep two cores busy to the end
+
+
+def _fit_and_score(parallel, task, X, y, fits, seed, keep, own_builder):
+    """``[(score, (classes, predictions) | None)]`` of each ``(setting, tr, va)`` in ``fits``:
+    a forest of ``setting`` with ``random_state=seed`` fitted on rows ``tr``, scored on ``va``.
+
+    With ``own_builder`` its trees are grown in chunks of ``CHUNK_TREES``
+    (:mod:`train.treefit`): the forest's trees, whose predictions equal its ``predict_proba``
+    or ``predict`` to rounding (the chunks' sums are added up). Otherwise each forest is fitted
+    whole by scikit-learn.
+    """
+    from joblib import delayed
+
+    from .treefit import tree_seeds
+
+    if not own_builder:
+        return parallel(delayed(_fit_score)(task, X, y, tr, va, setting, seed, keep=keep)
+                        for setting, tr, va in fits)
+    chunks = []  # (fit index, seeds)
+    for k, (setting, _, _) in enumerate(fits):
+        seeds = tree_seeds(seed, setting["n_estimators"])
+        chunks += [(k, seeds[i:i + CHUNK_TREES]) for i in range(0, len(seeds), CHUNK_TREES)]
+    parts = parallel(delayed(_grow_chunk)(task, fits[k][0], X, y, fits[k][1], fits[k][2], part)
+                     for k, part in chunks)
+    summed = [None] * len(fits)
+    for (k, _), (classes, out) in zip(chunks, parts):
+        summed[k] = (classes, out) if summed[k] is None else (classes, summed[k][1] + out)
+    results = []
+    for (setting, _, va), (classes, total) in zip(fits, summed):
+        pred = total / setting["n_estimators"]
+        if task == "classify":
+            score = float(np.mean(np.asarray(classes, dtype=object)[pred.argmax(axis=1)]
+                                  == y[va]))
+        else:
+            from sklearn.metrics import r2_score
+            score = float(r2_score(y[va], pred))
+        results.append((score, (classes, pred) if keep else None))
+    return results
+
+
+def _grow_chunk(task, setting, X, y, tr, va, seeds):
+    from .treefit import grow_and_predict
+
+    return grow_and_predict(task, setting["family"], setting, X[tr], y[tr], X[va], seeds)
 
 
 def out_of_fold(task, y, splits, fold_predictions):
