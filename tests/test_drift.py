@@ -22,6 +22,25 @@ from train.synthetic import random_soundtrack
 SR = 16000
 
 
+def test_baseline_quantiles_are_numpys():
+    """build_baseline sorts once and interpolates itself; it must give np.quantile's numbers
+    (ties, constant columns, one window, and the ends included)."""
+    from features.baseline import N_QUANTILES, build_baseline, sorted_quantiles
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((517, 6))
+    X[:, 1] = np.round(X[:, 1])  # ties
+    X[:, 2] = 4.0  # constant
+    q = np.linspace(0, 1, N_QUANTILES)
+    for data in (X, X[:1], X[:2]):
+        got = sorted_quantiles(np.sort(data, axis=0), q)
+        np.testing.assert_allclose(got, np.quantile(data, q, axis=0), rtol=1e-15, atol=1e-15)
+    base = build_baseline(X, [f"f{j}" for j in range(6)])
+    want_edges = np.quantile(X, np.linspace(0, 1, 11)[1:-1], axis=0).T.astype(np.float32)
+    np.testing.assert_array_equal(base["edges"], want_edges)
+    np.testing.assert_array_equal(base["quantiles"], np.quantile(X, q, axis=0).T.astype(np.float32))
+
+
 def test_hysteresis_state_machine():
     d = DriftDetector(k_enter=3, k_leave=2)
     assert [d.update(x) for x in [WARN, WARN, OK, WARN, WARN, WARN]] == \
