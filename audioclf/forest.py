@@ -22,24 +22,33 @@ class FlatForest:
         sizes = np.array([t.node_count for t in trees])
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self.roots = offsets.astype(np.intp)
-        left, right, feat, thr, val = [], [], [], [], []
-        for off, t in zip(offsets, trees):
-            leaf = t.children_left == -1
-            idx = np.arange(t.node_count) + off
-            left.append(np.where(leaf, idx, t.children_left + off))
-            right.append(np.where(leaf, idx, t.children_right + off))
-            feat.append(np.where(leaf, 0, t.feature))
-            thr.append(np.where(leaf, np.inf, t.threshold))
-            v = t.value[:, 0, :] if t.value.shape[1] == 1 else t.value[:, :, 0]
-            val.append(v)
-        self.left = np.concatenate(left).astype(np.intp)
-        self.right = np.concatenate(right).astype(np.intp)
-        self.feature = np.concatenate(feat).astype(np.intp)
-        self.threshold = np.concatenate(thr)
-        values = np.concatenate(val).astype(np.float64)
+        total = int(sizes.sum())
+        first = trees[0].value
+        n_out = first.shape[2] if first.shape[1] == 1 else first.shape[1]
+        # filled in place, tree by tree: concatenating and casting copies took 0.05 s a model
+        self.left = np.empty(total, np.intp)
+        self.right = np.empty(total, np.intp)
+        self.feature = np.empty(total, np.intp)
+        self.threshold = np.empty(total)
+        values = np.empty((total, n_out))
+        for off, size, t in zip(offsets, sizes, trees):
+            span = slice(off, off + size)
+            left = t.children_left  # each access builds a new array
+            leaf = left == -1
+            own = np.arange(off, off + size)
+            np.add(left, off, out=self.left[span])
+            np.add(t.children_right, off, out=self.right[span])
+            self.left[span][leaf] = own[leaf]  # a leaf points at itself: walks stop there
+            self.right[span][leaf] = own[leaf]
+            self.feature[span] = t.feature
+            self.feature[span][leaf] = 0
+            self.threshold[span] = t.threshold
+            self.threshold[span][leaf] = np.inf
+            v = t.value
+            values[span] = v[:, 0, :] if v.shape[1] == 1 else v[:, :, 0]
         self.is_classifier = hasattr(forest, "classes_")
         if self.is_classifier:
-            values = values / np.maximum(values.sum(axis=1, keepdims=True), 1e-300)
+            values /= np.maximum(values.sum(axis=1, keepdims=True), 1e-300)
         self.values = values
         self.depth = max(int(est.tree_.max_depth) for est in forest.estimators_)
 
