@@ -103,6 +103,41 @@ def test_info_describes_a_model_artifact(two_class, tmp_path):
     assert tampered.returncode == 1 and "mismatch" in tampered.stderr and tampered.stdout == ""
 
 
+def test_train_on_a_terminal_shows_features_and_search_progress(synth, tmp_path):
+    """On a terminal (a pty here) `train` draws a progress bar for the features and for each
+    search round, counted in trees; piped, it draws none."""
+    import pty
+    import select
+
+    cmd = [sys.executable, "-m", "audioclf", "train", str(synth), "--out",
+           str(tmp_path / "m.joblib"), "--n-iter", "4", "--cv", "3", "--no-cache"]
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=follower, env={**os.environ, "COLUMNS": "120"})
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=120) == 0, seen[-2000:]
+    os.close(leader)
+    text = seen.decode(errors="replace")
+    assert "features" in text
+    assert "search 1/2: 4 setting(s) x 3 folds" in text, text[-2000:]
+    assert "validating the best setting on 3 folds" in text
+    piped = run_cli("train", synth, "--out", tmp_path / "p.joblib", "--n-iter", 4, "--cv", 3,
+                    "--no-cache")
+    assert piped.returncode == 0 and "search 1/2" not in piped.stderr + piped.stdout
+
+
 def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):
     model = tmp_path / "m.joblib"
     out = run_cli("train", synth / "manifest.csv", "--out", model, "--n-iter", 2, "--cv", 3,

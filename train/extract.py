@@ -67,7 +67,7 @@ def extract_windows(paths: list[str], cfg: FeatureConfig, n_jobs: int = -1,
     runner = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
     results, digests = {}, {}
     hits = 0
-    with _progress(progress, len(paths)) as advance:
+    with progress_bar(progress, len(paths)) as advance:
         for part, part_digests, part_hits in runner(jobs):
             hits += part_hits
             results.update(part)
@@ -181,12 +181,14 @@ def _store(out: dict, i: int, starts: np.ndarray, X: np.ndarray, cached: str | N
         os.replace(tmp, cached)
 
 
-class _progress:
-    """A rich progress bar on a terminal (stderr), nothing otherwise; yields ``advance(n)``."""
+class progress_bar:
+    """A rich progress bar of ``total`` steps, labelled ``label``, on a terminal (stderr),
+    nothing otherwise; yields ``advance(n)``."""
 
-    def __init__(self, enabled: bool, total: int):
+    def __init__(self, enabled: bool, total: int, label: str = "features"):
         self.enabled = enabled and sys.stderr.isatty()
         self.total = total
+        self.label = label
 
     def __enter__(self):
         if not self.enabled:
@@ -195,7 +197,7 @@ class _progress:
                                    TimeRemainingColumn)
         from rich.console import Console
 
-        self.bar = Progress(TextColumn("features"), BarColumn(), MofNCompleteColumn(),
+        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
                             TimeRemainingColumn(), console=Console(stderr=True), transient=True)
         self.bar.__enter__()
         task = self.bar.add_task("files", total=self.total)

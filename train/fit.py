@@ -13,7 +13,7 @@ from features.extract import level_index
 
 from .dataset import DataError, Dataset
 from .evaluate import evaluate_scores, sound_windows
-from .extract import content_ids, extract_windows
+from .extract import content_ids, extract_windows, progress_bar
 
 SEARCH_SPACE = {
     "n_estimators": [100, 200, 300],
@@ -156,7 +156,7 @@ def leaf_cap(setting: dict, n_rows: int, n_full: int, n_values: int,
 
 
 def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
-           max_model_mb: float | None = None):
+           max_model_mb: float | None = None, progress: bool = False):
     """Successive halving over ``settings`` with grouped CV; rows sorted best first.
 
     Round r fits every remaining setting on every split with a budget of
@@ -168,7 +168,7 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
     are the validation metrics). Validation parts are never subsampled. Each row reports the
     score of the last round the setting reached, with that round's rows per fold and trees.
     With ``max_model_mb``, the last round's fits have the leaf cap (:func:`leaf_cap`) their
-    setting gets on all of ``X``.
+    setting gets on all of ``X``. ``progress``: a bar per round on a terminal, in trees grown.
     """
     from joblib import Parallel
 
@@ -183,7 +183,7 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
     own_builder = builder_matches_sklearn() and bool(np.isfinite(X).all())
     # threads: the tree builder releases the GIL, and no worker process has to start, import
     # scikit-learn and be sent X
-    with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
+    with Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator") as parallel:
         for r in range(rounds + 1):
             frac = float(factor) ** (r - rounds)
             sub = [(_subsample(tr, y, frac, rng, task), va) for tr, va in splits]
@@ -199,8 +199,12 @@ def search(task, X, y, splits, settings, n_jobs, seed, factor: int = 3,
                                                             max_model_mb if last else None)),
                      tr, va)
                     for i, setting in zip(alive, budget) for tr, va in sub]
-            results = _fit_and_score(parallel, task, X, y, fits, seed, keep=last,
-                                     own_builder=own_builder)
+            label = (f"search {r + 1}/{rounds + 1}: {len(alive)} setting(s) x {len(sub)} folds"
+                     if not last else f"validating the best setting on {len(sub)} folds")
+            with progress_bar(progress, sum(s["n_estimators"] for s, _, _ in fits),
+                              label) as advance:
+                results = _fit_and_score(parallel, task, X, y, fits, seed, keep=last,
+                                         own_builder=own_builder, advance=advance)
             for k, i in enumerate(alive):
                 fold_results = results[k * len(sub):(k + 1) * len(sub)]
                 fold_scores = [score for score, _ in fold_results]
@@ -230,28 +234,38 @@ def _trees(n_estimators: int, frac: float) -> int:
 CHUNK_TREES = 50  # trees per threaded job: small enough to keep two cores busy to the end
 
 
-def _fit_and_score(parallel, task, X, y, fits, seed, keep, own_builder):
+def _fit_and_score(parallel, task, X, y, fits, seed, keep, own_builder, advance=None):
     """``[(score, (classes, predictions) | None)]`` of each ``(setting, tr, va)`` in ``fits``:
     a forest of ``setting`` with ``random_state=seed`` fitted on rows ``tr``, scored on ``va``.
 
     With ``own_builder`` its trees are grown in chunks of ``CHUNK_TREES``
     (:mod:`train.treefit`): the forest's trees, whose predictions equal its ``predict_proba``
     or ``predict`` to rounding (the chunks' sums are added up). Otherwise each forest is fitted
-    whole by scikit-learn.
+    whole by scikit-learn. ``advance(n)`` is told of every ``n`` trees grown.
     """
     from joblib import delayed
 
     from .treefit import tree_seeds
 
+    advance = advance or (lambda n: None)
     if not own_builder:
-        return parallel(delayed(_fit_score)(task, X, y, tr, va, setting, seed, keep=keep)
-                        for setting, tr, va in fits)
+        results = []
+        for (setting, _, _), result in zip(fits, parallel(
+                delayed(_fit_score)(task, X, y, tr, va, setting, seed, keep=keep)
+                for setting, tr, va in fits)):
+            results.append(result)
+            advance(setting["n_estimators"])
+        return results
     chunks = []  # (fit index, seeds)
     for k, (setting, _, _) in enumerate(fits):
         seeds = tree_seeds(seed, setting["n_estimators"])
         chunks += [(k, seeds[i:i + CHUNK_TREES]) for i in range(0, len(seeds), CHUNK_TREES)]
-    parts = parallel(delayed(_grow_chunk)(task, fits[k][0], X, y, fits[k][1], fits[k][2], part)
-                     for k, part in chunks)
+    parts = []
+    for (_, seeds), part in zip(chunks, parallel(
+            delayed(_grow_chunk)(task, fits[k][0], X, y, fits[k][1], fits[k][2], seeds)
+            for k, seeds in chunks)):
+        parts.append(part)
+        advance(len(seeds))
     summed = [None] * len(fits)
     for (k, _), (classes, out) in zip(chunks, parts):
         summed[k] = (classes, out) if summed[k] is None else (classes, summed[k][1] + out)
@@ -383,7 +397,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
             "same recording")
     settings = candidate_settings(opts)
     rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed,
-                  max_model_mb=opts.max_model_mb)
+                  max_model_mb=opts.max_model_mb, progress=opts.progress)
     best = rows[0]
 
     # validation predictions of the chosen setting (out-of-fold), for metrics and the baseline
