@@ -228,3 +228,25 @@ def test_sklearn_pipeline(rng):
 def test_descriptor_names_cover_stats():
     assert len(feature_names(CFG)) == len(CFG.stats) * len(frame_descriptor_names(CFG)) + \
         2 * CFG.n_segments * CFG.n_mfcc + 3
+
+
+def test_fft_and_dct_are_scipys():
+    """The STFT takes numpy's FFT on numpy 2 (the pocketfft scipy.fft uses) and the DCT matrix
+    is built from its formula, so feature workers need not import scipy.fft: both must give
+    scipy's numbers."""
+    import scipy.fft
+
+    from features import spectral as sp
+
+    rng = np.random.default_rng(4)
+    for n, scale in ((1, 1.0), (37, 1e-5), (600, 3e2)):
+        frames = rng.standard_normal((n, 512)) * scale
+        want = scipy.fft.rfft(frames * sp.analysis_window(400, 512), axis=-1)
+        np.testing.assert_allclose(sp.stft_frames(frames, 400), want, rtol=0,
+                                   atol=1e-13 * np.abs(want).max())
+        np.testing.assert_allclose(sp.stft_frames(frames.copy(), 400, overwrite=True), want,
+                                   rtol=0, atol=1e-13 * np.abs(want).max())
+    for n_in, n_out in ((40, 20), (64, 30), (10, 10), (128, 13)):
+        want = scipy.fft.dct(np.eye(n_in), type=2, norm="ortho", axis=0)[:n_out]
+        np.testing.assert_allclose(sp.dct_matrix(n_in, n_out), want, rtol=0, atol=1e-7)
+        assert not np.any(sp.dct_matrix(n_in, n_out)[np.abs(want) > 1e-12] == 0)
