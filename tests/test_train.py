@@ -105,7 +105,8 @@ def test_info_describes_a_model_artifact(two_class, tmp_path):
 
 def test_train_on_a_terminal_shows_features_and_search_progress(synth, tmp_path):
     """On a terminal (a pty here) `train` draws a progress bar for the features and for each
-    search round, counted in trees; piped, it draws none."""
+    search round, counted in trees, and a status line for the final fit and the drift
+    baseline; piped, it draws none."""
     import pty
     import select
 
@@ -133,9 +134,12 @@ def test_train_on_a_terminal_shows_features_and_search_progress(synth, tmp_path)
     assert "features" in text
     assert "search 1/2: 4 setting(s) x 3 folds" in text, text[-2000:]
     assert "validating the best setting on 3 folds" in text
+    assert "fitting the final model" in text and "drift baseline" in text
     piped = run_cli("train", synth, "--out", tmp_path / "p.joblib", "--n-iter", 4, "--cv", 3,
                     "--no-cache")
-    assert piped.returncode == 0 and "search 1/2" not in piped.stderr + piped.stdout
+    assert piped.returncode == 0
+    assert "search 1/2" not in piped.stderr + piped.stdout
+    assert "fitting the final model" not in piped.stderr + piped.stdout
 
 
 def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):

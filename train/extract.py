@@ -181,6 +181,28 @@ def _store(out: dict, i: int, starts: np.ndarray, X: np.ndarray, cached: str | N
         os.replace(tmp, cached)
 
 
+class status_line:
+    """A rich spinner with ``text`` on a terminal (stderr) while a step without a count runs,
+    nothing otherwise."""
+
+    def __init__(self, enabled: bool, text: str):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.text = text
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status(self.text)
+            self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.status.__exit__(*exc)
+        return False
+
+
 class progress_bar:
     """A rich progress bar of ``total`` steps, labelled ``label``, on a terminal (stderr),
     nothing otherwise; yields ``advance(n)``."""

@@ -13,7 +13,7 @@ from features.extract import level_index
 
 from .dataset import DataError, Dataset
 from .evaluate import evaluate_scores, sound_windows
-from .extract import content_ids, extract_windows, progress_bar
+from .extract import content_ids, extract_windows, progress_bar, status_line
 
 SEARCH_SPACE = {
     "n_estimators": [100, 200, 300],
@@ -407,7 +407,9 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     model = _forest(ds.task, best["family"], opts.seed)
     model.set_params(n_jobs=opts.n_jobs, max_leaf_nodes=best["max_leaf_nodes"],  # the search's
                      **{k: best[k] for k in SEARCH_SPACE})
-    model.fit(X_tr, y_tr)
+    with status_line(opts.progress, f"fitting the final model: {best['n_estimators']} trees on "
+                                    f"{len(X_tr)} windows"):
+        model.fit(X_tr, y_tr)
     model.set_params(n_jobs=1)  # live scoring is one small batch at a time
     cap = best["max_leaf_nodes"]
     capped = np.mean([t.tree_.n_leaves >= cap for t in model.estimators_]) if cap else 0.0
@@ -433,8 +435,9 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     confidence = float(oof[validated].max(axis=1).mean()) if ds.task == "classify" else None
     # live streams also hold windows that straddle two sounds; a baseline of clip-internal
     # windows only made clean streamed audio look drifted (drift share up to 0.36)
-    X_stream = _stream_windows([(items[o].path, items[o].segment) for o in np.unique(own_tr)],
-                               cfg, opts.seed, opts.n_jobs)
+    with status_line(opts.progress, "drift baseline: the training audio played as one stream"):
+        X_stream = _stream_windows([(items[o].path, items[o].segment)
+                                    for o in np.unique(own_tr)], cfg, opts.seed, opts.n_jobs)
     X_base = np.concatenate([X_tr, X_stream])
     predicted = y_tr
     if labels and len(X_stream):
