@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +16,8 @@ from features import (AudioError, FeatureConfig, batch_windows, block_windows, r
                       read_audio_blocks)
 from features.audio import read_audio_segment
 from features.extract import WINDOW_CHUNK
+
+from .progress import progress_bar
 
 
 # files larger than this are decoded a block at a time (a 16 kHz 16-bit mono WAV of 2 min, an
@@ -179,53 +180,3 @@ def _store(out: dict, i: int, starts: np.ndarray, X: np.ndarray, cached: str | N
         tmp = f"{cached}.{os.getpid()}.tmp.npz"
         np.savez(tmp, starts=starts, X=X)
         os.replace(tmp, cached)
-
-
-class status_line:
-    """A rich spinner with ``text`` on a terminal (stderr) while a step without a count runs,
-    nothing otherwise."""
-
-    def __init__(self, enabled: bool, text: str):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.text = text
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.console import Console
-
-            self.status = Console(stderr=True).status(self.text)
-            self.status.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.status.__exit__(*exc)
-        return False
-
-
-class progress_bar:
-    """A rich progress bar of ``total`` steps, labelled ``label``, on a terminal (stderr),
-    nothing otherwise; yields ``advance(n)``."""
-
-    def __init__(self, enabled: bool, total: int, label: str = "features"):
-        self.enabled = enabled and sys.stderr.isatty()
-        self.total = total
-        self.label = label
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
-        from rich.console import Console
-
-        self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-        self.bar.__enter__()
-        task = self.bar.add_task("files", total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.bar.__exit__(*exc)
-        return False

@@ -13,7 +13,8 @@ from features.extract import level_index
 
 from .dataset import DataError, Dataset
 from .evaluate import evaluate_scores, sound_windows
-from .extract import content_ids, extract_windows, progress_bar, status_line
+from .extract import content_ids, extract_windows
+from .progress import progress_bar, status_line
 
 SEARCH_SPACE = {
     "n_estimators": [100, 200, 300],
@@ -283,6 +284,8 @@ def _fit_and_score(parallel, task, X, y, fits, seed, keep, own_builder, advance=
 
 
 def _grow_chunk(task, setting, X, y, tr, va, seeds):
+    # each chunk copies its fold's rows (a few ms against 0.05-0.7 s of trees): only the
+    # running chunks' copies are held, not every fold's at once
     from .treefit import grow_and_predict
 
     return grow_and_predict(task, setting["family"], setting, X[tr], y[tr], X[va], seeds)
