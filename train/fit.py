@@ -261,25 +261,16 @@ def _fit_and_score(parallel, task, X, y, fits, seed, keep, own_builder, advance=
     for k, (setting, _, _) in enumerate(fits):
         seeds = tree_seeds(seed, setting["n_estimators"])
         chunks += [(k, seeds[i:i + CHUNK_TREES]) for i in range(0, len(seeds), CHUNK_TREES)]
-    parts = []
-    for (_, seeds), part in zip(chunks, parallel(
+    summed = [None] * len(fits)  # per fit: (classes, its trees' predictions summed)
+    for (k, seeds), (classes, out) in zip(chunks, parallel(
             delayed(_grow_chunk)(task, fits[k][0], X, y, fits[k][1], fits[k][2], seeds)
             for k, seeds in chunks)):
-        parts.append(part)
-        advance(len(seeds))
-    summed = [None] * len(fits)
-    for (k, _), (classes, out) in zip(chunks, parts):
         summed[k] = (classes, out) if summed[k] is None else (classes, summed[k][1] + out)
+        advance(len(seeds))
     results = []
     for (setting, _, va), (classes, total) in zip(fits, summed):
         pred = total / setting["n_estimators"]
-        if task == "classify":
-            score = float(np.mean(np.asarray(classes, dtype=object)[pred.argmax(axis=1)]
-                                  == y[va]))
-        else:
-            from sklearn.metrics import r2_score
-            score = float(r2_score(y[va], pred))
-        results.append((score, (classes, pred) if keep else None))
+        results.append((_score(task, classes, pred, y[va]), (classes, pred) if keep else None))
     return results
 
 
@@ -327,12 +318,19 @@ def _fit_score(task, X, y, tr, va, setting, seed, keep=False):
                      **{k: setting[k] for k in SEARCH_SPACE})
     model.fit(X[tr], y[tr])
     if task == "classify":
-        proba = model.predict_proba(X[va])
-        score = float(np.mean(model.classes_[proba.argmax(axis=1)] == y[va]))
-        return score, ((list(model.classes_), proba) if keep else None)
+        classes, pred = list(model.classes_), model.predict_proba(X[va])
+    else:
+        classes, pred = None, model.predict(X[va])
+    return _score(task, classes, pred, y[va]), ((classes, pred) if keep else None)
+
+
+def _score(task, classes, pred, truth) -> float:
+    """A search fit's validation score: accuracy of the top class (``pred``: probabilities in
+    ``classes`` order) or R² of the predicted values."""
+    if task == "classify":
+        return float(np.mean(np.asarray(classes, dtype=object)[pred.argmax(axis=1)] == truth))
     from sklearn.metrics import r2_score
-    pred = model.predict(X[va])
-    return float(r2_score(y[va], pred)), ((None, pred) if keep else None)
+    return float(r2_score(truth, pred))
 
 
 def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainResult:
