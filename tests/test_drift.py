@@ -25,7 +25,7 @@ SR = 16000
 def test_baseline_quantiles_are_numpys():
     """build_baseline sorts once and interpolates itself; it must give np.quantile's numbers
     (ties, constant columns, one window, and the ends included)."""
-    from features.baseline import N_QUANTILES, build_baseline, sorted_quantiles
+    from features.baseline import N_QUANTILES, bin_shares, build_baseline, sorted_quantiles
 
     rng = np.random.default_rng(3)
     X = rng.standard_normal((517, 6))
@@ -39,6 +39,11 @@ def test_baseline_quantiles_are_numpys():
     want_edges = np.quantile(X, np.linspace(0, 1, 11)[1:-1], axis=0).T.astype(np.float32)
     np.testing.assert_array_equal(base["edges"], want_edges)
     np.testing.assert_array_equal(base["quantiles"], np.quantile(X, q, axis=0).T.astype(np.float32))
+    # bin shares from the sorted columns: every value binned, values on an edge included
+    edges = np.quantile(X, np.linspace(0, 1, 11)[1:-1], axis=0).T
+    want_shares = np.stack([bin_shares(X[:, j], edges[j]) for j in range(6)])
+    np.testing.assert_array_equal(base["shares"], want_shares.astype(np.float32))
+    assert (np.isin(X[:, 1], edges[1])).any()  # the tied column has values on its edges
 
 
 def test_hysteresis_state_machine():

@@ -943,6 +943,88 @@ def test_the_builder_check_fails_on_trees_that_differ(monkeypatch):
 
 
 @pytest.mark.parametrize("task", ["classify", "regress"])
+@pytest.mark.parametrize("family", ["rf", "et"])
+def test_the_final_fit_is_the_forest_fit_gives_to_the_byte(task, family):
+    """train.treefit.fit_forest grows all trees but the first with the private builder, on two
+    threads in chunks, and puts them in copies of the first tree's estimator: the pickled
+    forest must be the bytes scikit-learn's own fit pickles to (more trees than a chunk, with
+    and without a leaf cap), and so must its predictions."""
+    import pickle
+
+    from train.treefit import CHUNK_TREES, assembly_matches_sklearn, fit_forest
+
+    assert assembly_matches_sklearn()  # else the final fit is the forest's own fit
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((400, 30)).astype(np.float32)
+    y = (np.array(["p", "q", "r", "s"])[(X[:, 0] > 0).astype(int) + 2 * (X[:, 3] > 0.2)]
+         if task == "classify" else X[:, 0] - X[:, 1] * X[:, 2])
+    cls = {("classify", "rf"): "RandomForestClassifier", ("classify", "et"): "ExtraTreesClassifier",
+           ("regress", "rf"): "RandomForestRegressor",
+           ("regress", "et"): "ExtraTreesRegressor"}[(task, family)]
+    cls = getattr(__import__("sklearn.ensemble", fromlist=[cls]), cls)
+    for setting in ({"max_features": "sqrt", "min_samples_leaf": 2, "max_depth": None},
+                    {"max_features": 0.05, "min_samples_leaf": 1, "max_depth": 16,
+                     "max_leaf_nodes": 20}):
+        want = cls(n_estimators=CHUNK_TREES + 11, random_state=9, n_jobs=2, **setting).fit(X, y)
+        got = fit_forest(cls(n_estimators=CHUNK_TREES + 11, random_state=9, n_jobs=2, **setting),
+                         X, y, n_jobs=2)
+        assert len(got.estimators_) == CHUNK_TREES + 11
+        assert pickle.dumps(got) == pickle.dumps(want)
+        new = rng.standard_normal((50, 30)).astype(np.float32)
+        for forest in (got, want):  # two threads would add the trees up in either order
+            forest.set_params(n_jobs=1)
+        np.testing.assert_array_equal(
+            got.predict_proba(new) if task == "classify" else got.predict(new),
+            want.predict_proba(new) if task == "classify" else want.predict(new))
+
+
+def test_the_final_fit_is_scikit_learns_where_assembly_is_not_known_to_match(monkeypatch):
+    """fit_forest falls back to the forest's own fit when its check fails (here made to fail
+    by growing other trees than the forest would: the check is real), when a parameter it does
+    not reproduce is set, and when X is not finite; each time the result is fit's."""
+    import pickle
+
+    from sklearn.ensemble import RandomForestClassifier
+
+    import train.treefit as treefit
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((200, 8)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    assembled = []
+    real = treefit._assemble
+    monkeypatch.setattr(treefit, "_assemble", lambda *a, **k: assembled.append(1) or real(*a, **k))
+
+    def same_as_fit(**params):
+        want = RandomForestClassifier(n_estimators=6, random_state=1, **params).fit(X, y)
+        got = treefit.fit_forest(RandomForestClassifier(n_estimators=6, random_state=1,
+                                                        **params), X, y, n_jobs=2)
+        return pickle.dumps(got) == pickle.dumps(want)
+
+    assert same_as_fit() and assembled  # the builder's path, when nothing stops it
+    assembled.clear()
+    assert same_as_fit(class_weight="balanced") and not assembled
+    assert same_as_fit(criterion="entropy") and not assembled
+    X[3, 2] = np.nan  # scikit-learn's forests route missing values; the builder call does not
+    assert same_as_fit() and not assembled
+    X[3, 2] = 0.0
+    treefit.assembly_matches_sklearn.cache_clear()
+    seeds = treefit.tree_seeds
+    monkeypatch.setattr(treefit, "tree_seeds", lambda seed, n: seeds(seed + 1, n))
+    try:
+        assert not treefit.assembly_matches_sklearn()
+        assembled.clear()
+        # with the seeds moved, the assembled forest would differ: fit's is what comes back
+        monkeypatch.setattr(treefit, "tree_seeds", seeds)
+        monkeypatch.setattr(treefit, "assembly_matches_sklearn", lambda: False)
+        assert same_as_fit() and not assembled
+    finally:
+        monkeypatch.undo()
+        treefit.assembly_matches_sklearn.cache_clear()
+    assert treefit.assembly_matches_sklearn()
+
+
+@pytest.mark.parametrize("task", ["classify", "regress"])
 def test_the_search_scores_the_same_with_either_builder(task, monkeypatch):
     """The search's own tree growing (chunks of trees on threads) and scikit-learn's forests
     (the fallback where the private builder has moved) give the same table and out-of-fold

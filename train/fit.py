@@ -15,6 +15,7 @@ from .dataset import DataError, Dataset
 from .evaluate import evaluate_scores, sound_windows
 from .extract import content_ids, extract_windows
 from .progress import progress_bar, status_line
+from .treefit import CHUNK_TREES, fit_forest
 
 SEARCH_SPACE = {
     "n_estimators": [100, 200, 300],
@@ -232,9 +233,6 @@ def _trees(n_estimators: int, frac: float) -> int:
     return min(n_estimators, max(MIN_SEARCH_TREES, int(round(n_estimators * frac))))
 
 
-CHUNK_TREES = 50  # trees per threaded job: small enough to keep two cores busy to the end
-
-
 def _fit_and_score(parallel, task, X, y, fits, seed, keep, own_builder, advance=None):
     """``[(score, (classes, predictions) | None)]`` of each ``(setting, tr, va)`` in ``fits``:
     a forest of ``setting`` with ``random_state=seed`` fitted on rows ``tr``, scored on ``va``.
@@ -410,7 +408,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                      **{k: best[k] for k in SEARCH_SPACE})
     with status_line(opts.progress, f"fitting the final model: {best['n_estimators']} trees on "
                                     f"{len(X_tr)} windows"):
-        model.fit(X_tr, y_tr)
+        fit_forest(model, X_tr, y_tr, n_jobs=opts.n_jobs)  # = model.fit, less Python per tree
     model.set_params(n_jobs=1)  # live scoring is one small batch at a time
     cap = best["max_leaf_nodes"]
     capped = np.mean([t.tree_.n_leaves >= cap for t in model.estimators_]) if cap else 0.0
