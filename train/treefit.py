@@ -148,20 +148,26 @@ CHUNK_TREES = 50  # trees per threaded job: small enough to keep two cores busy 
 def _assemble(forest, kind, X, y, n_jobs: int, chunk: int):
     import copy
 
-    from joblib import Parallel, delayed
+    from joblib import Parallel, delayed, effective_n_jobs
 
     n = forest.n_estimators
-    forest.set_params(n_estimators=1).fit(X, y)
-    forest.set_params(n_estimators=n)
-    first = forest.estimators_[0]
     setting = {k: getattr(forest, k) for k in FOREST_SETTINGS}
     seeds = tree_seeds(forest.random_state, n)[1:]
+    # at most `chunk` trees a job, and four jobs a thread where there are trees enough: an
+    # expensive forest of few trees must not land on one thread
+    parts = max(-(-len(seeds) // chunk), min(len(seeds), 4 * effective_n_jobs(n_jobs)))
 
     def grow(part):
         return list(grow_trees(*kind, setting, X, y, part)[1])
 
-    with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
-        grown = parallel(delayed(grow)(seeds[i:i + chunk]) for i in range(0, len(seeds), chunk))
+    forest.set_params(n_estimators=1)  # scikit-learn fits the first tree, beside the others
+    try:
+        with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
+            _, *grown = parallel([delayed(forest.fit)(X, y)] + [
+                delayed(grow)(part) for part in np.array_split(seeds, parts)])
+    finally:
+        forest.set_params(n_estimators=n)
+    first = forest.estimators_[0]
     for seed, tree in zip(seeds, (t for part in grown for t in part)):
         # as fit makes them: the parameters are the forest's own objects, and each tree has
         # its own numpy attributes (classes_, n_classes_)
