@@ -332,10 +332,19 @@ def _score(task, classes, pred, truth) -> float:
 
 
 def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainResult:
+    import threading
+
     opts.check()  # before minutes of feature extraction
     paths = [it.path for it in ds.items]
+    import joblib  # noqa: F401 -- before the thread below, which imports it too
+
+    # this process only waits while worker processes extract features: meanwhile it imports
+    # scikit-learn (0.5-1 s in `audioclf train`) and checks the tree builder (~0.1 s)
+    warm_up = threading.Thread(target=_warm_up_tree_building, daemon=True)
+    warm_up.start()
     win = extract_windows(paths, cfg, n_jobs=opts.n_jobs, cache_dir=opts.cache_dir,
                           progress=opts.progress, segments=[it.segment for it in ds.items])
+    warm_up.join()
     if win.X.shape[0] == 0:
         first = win.skipped[0][1] if win.skipped else "none listed"
         raise DataError(f"{ds.source}: no file could be read ({len(win.skipped)} skipped, "
@@ -454,6 +463,18 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
                        n_train_files=len(train_files), n_test_files=len(test_files),
                        cache_hits=win.cache_hits, warnings=warnings, cv_groups=cv_groups,
                        padding_windows=int((~keep).sum()))
+
+
+def _warm_up_tree_building() -> None:
+    try:
+        import sklearn.ensemble  # noqa: F401
+        import sklearn.model_selection  # noqa: F401
+
+        from .treefit import assembly_matches_sklearn, builder_matches_sklearn
+        builder_matches_sklearn()
+        assembly_matches_sklearn()
+    except Exception:  # noqa: BLE001 -- the search meets the same problem and reports it
+        pass
 
 
 def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
