@@ -11,6 +11,26 @@ from .kafka_io import make_producer
 from .wire import encode_audio
 
 
+class ChunkSender:
+    """Sends one stream's chunks in the wire format: numbered (``seq``), with the sample index
+    of their first sample and the time they are sent (the capture timestamp)."""
+
+    def __init__(self, producer, topic: str, stream_id: str, sr: int, dtype: str,
+                 wav: bool = False):
+        self.producer, self.topic, self.stream_id = producer, topic, stream_id
+        self.sr, self.dtype, self.wav = sr, dtype, wav
+        self.seq = 0  # messages sent
+        self.samples = 0  # samples sent
+
+    def __call__(self, x: np.ndarray, sample_index: int) -> None:
+        key, value, headers = encode_audio(self.stream_id, x, self.sr, self.seq,
+                                           dtype=self.dtype, timestamp=time.time(),
+                                           sample_index=sample_index, wav=self.wav)
+        self.producer.send(self.topic, key=key, value=value, headers=headers)
+        self.seq += 1
+        self.samples += len(x)
+
+
 def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
                   dtype="int16", realtime=False, wav=False, sr=None) -> dict:
     """Publish ``files`` back to back as one stream, at ``sr`` (default: the first file's rate;
@@ -24,23 +44,19 @@ def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
     sr = sr or (infos[0].sample_rate if infos else None)
     producer = make_producer(opts)
     n = max(1, int(sr * chunk_ms / 1000)) if sr else 1
-    seq, index = 0, 0  # next sequence number, stream sample index of the next chunk
+    sender = ChunkSender(producer, topic, stream_id, sr, dtype, wav)
     file_start, t0 = 0, 0.0  # the current file's first sample index, and when it began
 
     def send(x: np.ndarray) -> None:
-        nonlocal seq, index
         if realtime:  # paced by the position in the current file
-            delay = t0 + (index - file_start) / sr - time.monotonic()
+            delay = t0 + (sender.samples - file_start) / sr - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-        key, value, headers = encode_audio(stream_id, x, sr, seq, dtype=dtype,
-                                           timestamp=time.time(), sample_index=index, wav=wav)
-        producer.send(topic, key=key, value=value, headers=headers)
-        seq, index = seq + 1, index + len(x)
+        sender(x, sender.samples)  # one stream, back to back: the index is what was sent
 
     try:
         for done, path in enumerate(files):
-            file_start, t0, pending = index, time.monotonic(), np.zeros(0, np.float32)
+            file_start, t0, pending = sender.samples, time.monotonic(), np.zeros(0, np.float32)
             try:
                 for block in read_audio_blocks(path, sr=sr):
                     pending = np.concatenate([pending, block]) if len(pending) else block
@@ -51,20 +67,22 @@ def produce_files(opts: dict, topic: str, stream_id: str, files, chunk_ms=100.0,
             except AudioError as exc:
                 if len(pending):  # the audio decoded before the damage is good: send it
                     send(pending)
-                if not seq:
+                if not sender.seq:
                     raise
                 producer.flush()
-                into = index - file_start
+                into = sender.samples - file_start
                 where = (f"{into / sr:.1f} s into it" if into else
                          f"before it: {done} file(s) before it were published")
                 raise AudioError(exc.source, f"{exc.problem}; stream {stream_id} stops {where} "
-                                 f"({seq} messages, {index / sr:.1f} s)") from None
+                                 f"({sender.seq} messages, {sender.samples / sr:.1f} s)"
+                                 ) from None
             if len(pending):
                 send(pending)
         producer.flush()
     finally:
         producer.close(timeout=10)
-    return {"messages": seq, "audio_seconds": round(index / sr, 3) if sr else 0.0}
+    return {"messages": sender.seq,
+            "audio_seconds": round(sender.samples / sr, 3) if sr else 0.0}
 
 
 def produce_mic(opts: dict, topic: str, stream_id: str, device=None, rate=None,
@@ -77,16 +95,10 @@ def produce_mic(opts: dict, topic: str, stream_id: str, device=None, rate=None,
     producer = make_producer(opts)
     mic = mic or MicSource(device, rate)
     mic.start()
-    seq, sent, t0 = 0, 0, time.monotonic()
+    t0 = time.monotonic()
     n = int(mic.rate * chunk_ms / 1000)
+    send = ChunkSender(producer, topic, stream_id, mic.rate, dtype)
     pending, index = np.zeros(0, np.float32), 0  # unsent samples, stream index of the first
-
-    def send(x: np.ndarray, at: int) -> None:
-        nonlocal seq, sent
-        key, value, headers = encode_audio(stream_id, x, mic.rate, seq, dtype=dtype,
-                                           timestamp=time.time(), sample_index=at)
-        producer.send(topic, key=key, value=value, headers=headers)
-        seq, sent = seq + 1, sent + len(x)
 
     try:
         while seconds is None or time.monotonic() - t0 < seconds:
@@ -107,6 +119,6 @@ def produce_mic(opts: dict, topic: str, stream_id: str, device=None, rate=None,
         mic.stop()
         producer.flush()
         producer.close(timeout=10)
-    return {"messages": seq, "audio_seconds": round(sent / mic.rate, 3),
+    return {"messages": send.seq, "audio_seconds": round(send.samples / mic.rate, 3),
             "overruns": mic.overruns, "input_overflows": mic.input_overflows,
             "lost_s": round(mic.lost_samples / mic.rate, 3)}
