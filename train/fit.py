@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -332,12 +333,10 @@ def _score(task, classes, pred, truth) -> float:
 
 
 def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainResult:
-    import threading
+    import joblib  # noqa: F401 -- here, before the thread below, which imports it too
 
     opts.check()  # before minutes of feature extraction
     paths = [it.path for it in ds.items]
-    import joblib  # noqa: F401 -- before the thread below, which imports it too
-
     # this process only waits while worker processes extract features: meanwhile it imports
     # scikit-learn (0.5-1 s in `audioclf train`) and checks the tree builder (~0.1 s)
     warm_up = threading.Thread(target=_warm_up_tree_building, daemon=True)
