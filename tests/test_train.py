@@ -1029,6 +1029,7 @@ def test_the_final_fit_is_scikit_learns_where_assembly_is_not_known_to_match(mon
     assembled.clear()
     assert same_as_fit(class_weight="balanced") and not assembled
     assert same_as_fit(criterion="entropy") and not assembled
+    assert same_as_fit(monotonic_cst=np.array([1] + [0] * 7)) and not assembled  # an array
     X[3, 2] = np.nan  # scikit-learn's forests route missing values; the builder call does not
     assert same_as_fit() and not assembled
     X[3, 2] = 0.0

@@ -24,6 +24,7 @@ from functools import lru_cache
 import numpy as np
 
 MAX_INT = np.iinfo(np.int32).max
+CHUNK_TREES = 50  # trees per threaded job: small enough to keep two cores busy to the end
 
 
 def tree_seeds(random_state: int, n_estimators: int) -> np.ndarray:
@@ -120,9 +121,17 @@ def _kind(forest) -> tuple[str, str] | None:
     if kind is None or not isinstance(forest.random_state, (int, np.integer)):
         return None
     given, default = forest.get_params(deep=False), type(forest)().get_params(deep=False)
-    if any(given[k] != default[k] for k in given if k not in FOREST_SETTINGS + FOREST_FREE):
+    if not all(_equal(given[k], default[k]) for k in given
+               if k not in FOREST_SETTINGS + FOREST_FREE):
         return None
     return kind
+
+
+def _equal(value, default) -> bool:
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):  # e.g. an array (monotonic_cst): not the default
+        return False
 
 
 def fit_forest(forest, X: np.ndarray, y: np.ndarray, n_jobs: int = 1):
@@ -140,9 +149,6 @@ def fit_forest(forest, X: np.ndarray, y: np.ndarray, n_jobs: int = 1):
             or not assembly_matches_sklearn()):
         return forest.fit(X, y)
     return _assemble(forest, kind, X, y, n_jobs, CHUNK_TREES)
-
-
-CHUNK_TREES = 50  # trees per threaded job: small enough to keep two cores busy to the end
 
 
 def _assemble(forest, kind, X, y, n_jobs: int, chunk: int):
