@@ -142,6 +142,32 @@ def test_train_on_a_terminal_shows_features_and_search_progress(synth, tmp_path)
     assert "fitting the final model" not in piped.stderr + piped.stdout
 
 
+def test_the_model_and_its_drift_baseline_do_not_depend_on_the_number_of_jobs(synth):
+    """One job or three give the same artifact: the search, the trees and the drift baseline,
+    whose stream windows run beside the search (in the background with several jobs, after
+    the refit with one). The baseline's stream was once cut into one recording per job."""
+    from dataclasses import replace
+
+    one, three = (train_model(load_dataset(synth), FeatureConfig(), replace(FAST, n_jobs=n))
+                  for n in (1, 3))
+    assert one.search == three.search
+    a, b = one.artifact.baseline, three.artifact.baseline
+    assert a.keys() == b.keys() and a["n_windows"] > one.artifact.metrics["n_train_windows"]
+    for key in a:
+        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+    X = np.random.default_rng(0).normal(size=(50, len(a["names"]))).astype(np.float32)
+    np.testing.assert_array_equal(one.artifact.score(X), three.artifact.score(X))
+
+
+def test_a_background_step_returns_its_result_or_raises_its_error_in_the_caller():
+    from train.fit import _in_background
+
+    assert _in_background(sorted, [3, 1, 2])() == [1, 2, 3]
+    failed = _in_background(int, "not a number")
+    with pytest.raises(ValueError, match="not a number"):
+        failed()
+
+
 def test_csv_layout_cli_train_evaluate_predict(synth, tmp_path):
     model = tmp_path / "m.joblib"
     out = run_cli("train", synth / "manifest.csv", "--out", model, "--n-iter", 2, "--cv", 3,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -333,17 +334,16 @@ def _score(task, classes, pred, truth) -> float:
 
 
 def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainResult:
-    import joblib  # noqa: F401 -- here, before the thread below, which imports it too
+    from joblib import effective_n_jobs  # here, before the thread below, which imports joblib
 
     opts.check()  # before minutes of feature extraction
     paths = [it.path for it in ds.items]
     # this process only waits while worker processes extract features: meanwhile it imports
     # scikit-learn (0.5-1 s in `audioclf train`) and checks the tree builder (~0.1 s)
-    warm_up = threading.Thread(target=_warm_up_tree_building, daemon=True)
-    warm_up.start()
+    warmed_up = _in_background(_warm_up_tree_building)
     win = extract_windows(paths, cfg, n_jobs=opts.n_jobs, cache_dir=opts.cache_dir,
                           progress=opts.progress, segments=[it.segment for it in ds.items])
-    warm_up.join()
+    warmed_up()
     if win.X.shape[0] == 0:
         first = win.skipped[0][1] if win.skipped else "none listed"
         raise DataError(f"{ds.source}: no file could be read ({len(win.skipped)} skipped, "
@@ -402,6 +402,14 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
             f"{len(leaked)} test file(s) have the same content as a training file (e.g. "
             f"{same}): the test figures include audio the model was trained on, or from the "
             "same recording")
+    # the baseline's stream windows need only the training files: their worker processes run
+    # beside the search's threads and fill the cores those leave idle (round ends, the serial
+    # steps after the refit) instead of taking a phase of their own after it
+    stream_job = (_stream_windows, [(items[o].path, items[o].segment) for o in np.unique(own_tr)],
+                  cfg, opts.seed, opts.n_jobs)
+    # (with one job, nothing is left idle: they run after the refit, on the one core)
+    stream_windows = (_in_background(*stream_job) if effective_n_jobs(opts.n_jobs) > 1 else
+                      partial(*stream_job))
     settings = candidate_settings(opts)
     rows = search(ds.task, X_tr, y_tr, splits, settings, opts.n_jobs, opts.seed,
                   max_model_mb=opts.max_model_mb, progress=opts.progress)
@@ -443,8 +451,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     # live streams also hold windows that straddle two sounds; a baseline of clip-internal
     # windows only made clean streamed audio look drifted (drift share up to 0.36)
     with status_line(opts.progress, "drift baseline: the training audio played as one stream"):
-        X_stream = _stream_windows([(items[o].path, items[o].segment)
-                                    for o in np.unique(own_tr)], cfg, opts.seed, opts.n_jobs)
+        X_stream = stream_windows()
     X_base = np.concatenate([X_tr, X_stream])
     predicted = y_tr
     if labels and len(X_stream):
@@ -476,18 +483,45 @@ def _warm_up_tree_building() -> None:
         pass
 
 
+def _in_background(fn, *args):
+    """Start ``fn(*args)`` on a daemon thread; return a function that waits for it and returns
+    its result, or raises what it raised."""
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+    return result
+
+
+# separate back-to-back recordings the baseline's stream is played as, computed in parallel.
+# A fixed number, not one per job: the baseline must not depend on the machine's cores
+STREAM_PARTS = 2
+
+
 def _stream_windows(paths, cfg: FeatureConfig, seed: int, n_jobs: int = 1,
                     max_seconds: float = 600.0):
     """Windows of training files (``(path, segment | None)``) played back to back (random
-    order, up to ``max_seconds``), as ``n_jobs`` separate back-to-back recordings computed in
-    parallel."""
+    order, up to ``max_seconds``), as ``STREAM_PARTS`` separate back-to-back recordings
+    computed on up to ``n_jobs`` workers."""
     from joblib import Parallel, delayed, effective_n_jobs
 
     rng = np.random.default_rng(seed)
     order = [paths[i] for i in rng.permutation(len(paths))]
-    n = max(1, min(effective_n_jobs(n_jobs), len(order)))
-    parts = Parallel(n_jobs=n)(delayed(_back_to_back)(order[k::n], cfg, max_seconds / n)
-                               for k in range(n))
+    n = max(1, min(STREAM_PARTS, len(order)))
+    parts = Parallel(n_jobs=min(effective_n_jobs(n_jobs), n))(
+        delayed(_back_to_back)(order[k::n], cfg, max_seconds / n) for k in range(n))
     parts = [p for p in parts if p is not None]
     if not parts:
         return np.zeros((0, len(feature_names(cfg))), np.float32)
