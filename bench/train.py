@@ -210,6 +210,11 @@ def main():
     # ~6 s in the runs after, and a 4.35x ratio). One call here, outside both timers, fills
     # the cache its workers then load from
     librosa_features(rows[0]["path"])
+    # the first worker pool of a process costs ~0.1 s more than later fresh ones (loky's
+    # one-time set-up): it would fall on whichever pipeline runs first. Both still start their
+    # own workers (fresh_workers)
+    from joblib import Parallel, delayed
+    Parallel(n_jobs=2)(delayed(len)([]) for _ in range(2))
 
     t_ours, acc, val, best = ours(rows, args.n_iter, args.seed)
     t_ref, t_ref_feat, acc_ref = reference(rows, args.n_iter, args.seed)
