@@ -14,19 +14,20 @@ EPS = 1e-4  # PSI's floor for empty bins (a bin share of 0 would make log infini
 
 def build_baseline(X: np.ndarray, names: list[str], predictions=None, labels=None,
                    confidence: float | None = None) -> dict:
-    """Summarise training windows ``X`` ``(n_windows, n_features)`` for drift monitoring.
+    """Summarise training windows ``X`` ``(n_windows, n_features)`` for drift monitoring:
+    :func:`feature_summary` and :func:`prediction_summary` in one dict."""
+    return {**feature_summary(X, names), **prediction_summary(predictions, labels, confidence)}
 
-    Stores per feature: quantile bin edges and bin shares (PSI), 101 quantiles (KS), mean, std.
-    ``predictions``/``labels`` give training class frequencies; ``confidence`` the mean top-class
-    probability on held-out windows.
-    """
+
+def feature_summary(X: np.ndarray, names: list[str]) -> dict:
+    """Per feature of ``X`` ``(n_windows, n_features)``: quantile bin edges and bin shares
+    (PSI), 101 quantiles (KS), mean, std."""
     X = np.asarray(X, dtype=np.float64)
-    tracks = list(names)
     ordered = np.sort(X, axis=0)  # one sort for both sets of quantiles (np.quantile: 8x slower)
     edges = sorted_quantiles(ordered, np.linspace(0, 1, N_BINS + 1)[1:-1]).T  # (n_tracks, 9)
     shares = sorted_bin_shares(ordered, edges)
-    base = {
-        "names": tracks,
+    return {
+        "names": list(names),
         "n_windows": int(X.shape[0]),
         "edges": edges.astype(np.float32),
         "shares": shares.astype(np.float32),
@@ -35,13 +36,19 @@ def build_baseline(X: np.ndarray, names: list[str], predictions=None, labels=Non
         "mean": X.mean(axis=0).astype(np.float32),
         "std": X.std(axis=0).astype(np.float32),
     }
+
+
+def prediction_summary(predictions=None, labels=None, confidence: float | None = None) -> dict:
+    """``predictions``/``labels`` give training class frequencies; ``confidence`` the mean
+    top-class probability on held-out windows (either may be None: then it is left out)."""
+    out = {}
     if predictions is not None and labels is not None:
         counts = class_counts(predictions, labels).astype(np.float64)
-        base["class_freq"] = (counts / max(counts.sum(), 1)).astype(np.float32)
-        base["labels"] = list(labels)
+        out["class_freq"] = (counts / max(counts.sum(), 1)).astype(np.float32)
+        out["labels"] = list(labels)
     if confidence is not None:
-        base["confidence"] = float(confidence)
-    return base
+        out["confidence"] = float(confidence)
+    return out
 
 
 def sorted_quantiles(ordered: np.ndarray, q: np.ndarray) -> np.ndarray:

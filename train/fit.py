@@ -10,7 +10,7 @@ import numpy as np
 
 from audioclf.artifact import ModelArtifact, library_versions
 from features import FeatureConfig, feature_names
-from features.baseline import build_baseline
+from features.baseline import feature_summary, prediction_summary
 from features.extract import level_index
 
 from .dataset import DataError, Dataset
@@ -435,6 +435,13 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
             "model's, and a larger budget lets the trees grow (a larger model that may score "
             "higher)")
     labels = [str(c) for c in model.classes_] if ds.task == "classify" else None
+    # live streams also hold windows that straddle two sounds; a baseline of clip-internal
+    # windows only made clean streamed audio look drifted (drift share up to 0.36)
+    with status_line(opts.progress, "drift baseline: the training audio played as one stream"):
+        X_stream = stream_windows()
+    # its sort releases the GIL: it runs beside the metrics and the scoring below
+    baseline_features = _in_background(feature_summary, np.concatenate([X_tr, X_stream]),
+                                       feature_names(cfg))
 
     metrics = {"validation": evaluate_scores(ds.task, labels, oof[validated], own_tr[validated],
                                              truth),
@@ -448,11 +455,6 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
         metrics["test"] = evaluate_scores(ds.task, labels, test_scores, win.owner[is_test], truth)
     art.metrics = metrics
     confidence = float(oof[validated].max(axis=1).mean()) if ds.task == "classify" else None
-    # live streams also hold windows that straddle two sounds; a baseline of clip-internal
-    # windows only made clean streamed audio look drifted (drift share up to 0.36)
-    with status_line(opts.progress, "drift baseline: the training audio played as one stream"):
-        X_stream = stream_windows()
-    X_base = np.concatenate([X_tr, X_stream])
     predicted = y_tr
     if labels and len(X_stream):
         # the prediction mix a live stream is compared with: what the model predicts on its
@@ -460,9 +462,8 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
         # straddle two sounds go to some classes more than others (on the synthetic soundtrack
         # 25% chord, 5% silence against 12.5% each), and clean streams read as drifted
         predicted = np.asarray(labels)[art.score(X_stream).argmax(axis=1)]
-    art.baseline = build_baseline(X_base, feature_names(cfg),
-                                  predictions=predicted if labels else None, labels=labels,
-                                  confidence=confidence)
+    art.baseline = {**baseline_features(),
+                    **prediction_summary(predicted if labels else None, labels, confidence)}
     art.data_fingerprint = _fingerprint(X_tr, y_tr)
     art.training_files = content_ids([win.sha256[o] for o in train_files.tolist()])
     return TrainResult(artifact=art, search=rows, skipped=win.skipped,
