@@ -927,7 +927,8 @@ def test_the_search_grows_the_trees_scikit_learn_grows(task, family):
     """train.treefit calls scikit-learn's private tree builder: every tree it grows predicts
     exactly what the same tree of scikit-learn's forest predicts (same random states, bootstrap
     and settings), depth-first and with a leaf cap."""
-    from train.treefit import _forests, builder_matches_sklearn, grow_and_predict, tree_seeds
+    from train.treefit import (builder_matches_sklearn, forest_classes, grow_and_predict,
+                               tree_seeds)
 
     assert builder_matches_sklearn()  # else the search falls back to the forests' own fit
     rng = np.random.default_rng(2)
@@ -935,7 +936,7 @@ def test_the_search_grows_the_trees_scikit_learn_grows(task, family):
     y = (np.array(["x", "y", "z"])[(X[:, 0] > 0).astype(int) + (X[:, 1] * X[:, 2] > 0.3)]
          if task == "classify" else X[:, 0] * 3 + X[:, 1] * X[:, 2])
     new = rng.standard_normal((120, 40)).astype(np.float32)
-    cls = _forests()[(task, family)]
+    cls = forest_classes()[(task, family)]
     for setting in ({"max_features": "sqrt", "min_samples_leaf": 1, "max_depth": None,
                      "max_leaf_nodes": None},
                     {"max_features": 0.05, "min_samples_leaf": 4, "max_depth": 16,
@@ -972,14 +973,14 @@ def test_the_final_fit_is_the_forest_fit_gives_to_the_byte(task, family):
     and without a leaf cap), and so must its predictions."""
     import pickle
 
-    from train.treefit import CHUNK_TREES, _forests, assembly_matches_sklearn, fit_forest
+    from train.treefit import CHUNK_TREES, assembly_matches_sklearn, fit_forest, forest_classes
 
     assert assembly_matches_sklearn()  # else the final fit is the forest's own fit
     rng = np.random.default_rng(4)
     X = rng.standard_normal((400, 30)).astype(np.float32)
     y = (np.array(["p", "q", "r", "s"])[(X[:, 0] > 0).astype(int) + 2 * (X[:, 3] > 0.2)]
          if task == "classify" else X[:, 0] - X[:, 1] * X[:, 2])
-    cls = _forests()[(task, family)]
+    cls = forest_classes()[(task, family)]
     for setting in ({"max_features": "sqrt", "min_samples_leaf": 2, "max_depth": None},
                     {"max_features": 0.05, "min_samples_leaf": 1, "max_depth": 16,
                      "max_leaf_nodes": 20}):

@@ -17,7 +17,7 @@ from .dataset import DataError, Dataset
 from .evaluate import evaluate_scores, sound_windows
 from .extract import content_ids, extract_windows
 from .progress import progress_bar, status_line
-from .treefit import CHUNK_TREES, fit_forest
+from .treefit import CHUNK_TREES, fit_forest, forest_classes
 
 SEARCH_SPACE = {
     "n_estimators": [100, 200, 300],
@@ -87,12 +87,7 @@ class TrainResult:
 
 
 def _forest(task: str, family: str, seed: int):
-    from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
-                                  RandomForestClassifier, RandomForestRegressor)
-
-    cls = {("classify", "rf"): RandomForestClassifier, ("classify", "et"): ExtraTreesClassifier,
-           ("regress", "rf"): RandomForestRegressor, ("regress", "et"): ExtraTreesRegressor}
-    return cls[(task, family)](random_state=seed, n_jobs=1)
+    return forest_classes()[(task, family)](random_state=seed, n_jobs=1)
 
 
 def candidate_settings(opts: TrainOptions) -> list[dict]:

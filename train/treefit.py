@@ -117,7 +117,7 @@ FOREST_FREE = ("n_estimators", "n_jobs", "random_state", "verbose")
 def _kind(forest) -> tuple[str, str] | None:
     """``(task, family)`` of a RandomForest*/ExtraTrees* whose other parameters are all at
     their defaults (what :func:`grow_trees` reproduces), else None."""
-    kind = {cls: kind for kind, cls in _forests().items()}.get(type(forest))
+    kind = {cls: kind for kind, cls in forest_classes().items()}.get(type(forest))
     if kind is None or not isinstance(forest.random_state, (int, np.integer)):
         return None
     given, default = forest.get_params(deep=False), type(forest)().get_params(deep=False)
@@ -187,7 +187,9 @@ def _assemble(forest, kind, X, y, n_jobs: int, chunk: int):
     return forest
 
 
-def _forests() -> dict:
+def forest_classes() -> dict:
+    """The scikit-learn forest class of each ``(task, family)``: task "classify" or "regress",
+    family "rf" or "et"."""
     from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor,
                                   RandomForestClassifier, RandomForestRegressor)
 
@@ -203,7 +205,7 @@ def _check_cases():
     labels = np.array(["a", "b", "c"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
     value = X[:, 2] * 2 + X[:, 3] ** 2
     new = rng.standard_normal((30, 9)).astype(np.float32)
-    for (task, family), cls in _forests().items():
+    for (task, family), cls in forest_classes().items():
         for setting in ({"max_features": "sqrt", "min_samples_leaf": 2, "max_depth": None,
                          "max_leaf_nodes": None},
                         {"max_features": 0.5, "min_samples_leaf": 1, "max_depth": 4,
