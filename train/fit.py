@@ -400,7 +400,7 @@ def train_model(ds: Dataset, cfg: FeatureConfig, opts: TrainOptions) -> TrainRes
     # the baseline's stream windows need only the training files: their worker processes run
     # beside the search's threads and fill the cores those leave idle (round ends, the serial
     # steps after the refit) instead of taking a phase of their own after it
-    stream_job = (_stream_windows, [(items[o].path, items[o].segment) for o in np.unique(own_tr)],
+    stream_job = (_stream_windows, [(items[o].path, items[o].segment) for o in train_files],
                   cfg, opts.seed, opts.n_jobs)
     # (with one job, nothing is left idle: they run after the refit, on the one core)
     stream_windows = (_in_background(*stream_job) if effective_n_jobs(opts.n_jobs) > 1 else
