@@ -168,24 +168,33 @@ def delta(x: np.ndarray, width: int = 9, out: np.ndarray | None = None) -> np.nd
     """First-order delta along the last axis ``(..., n_frames)``, float64 (into ``out`` if given).
 
     Equal to ``librosa.feature.delta(x, width, order=1, mode='interp')``: a Savitzky-Golay
-    filter of order 1, computed as ``width // 2`` shifted differences (element-wise, so the
-    rounding does not depend on how many rows are stacked). The first (last) ``width // 2``
-    frames take the slope of the line fitted to the first (last) ``width`` frames, which is the
-    value of the nearest full window.
+    filter of order 1, computed as ``width // 2`` shifted differences in float64 (element-wise,
+    so the rounding does not depend on how many rows are stacked). The first (last)
+    ``width // 2`` frames take the slope of the line fitted to the first (last) ``width``
+    frames, which is the value of the nearest full window.
     """
     h, F = width // 2, x.shape[-1]
     if width < 3 or width % 2 == 0 or F < width:
         raise ValueError(f"need an odd width >= 3 and at least width={width} frames, got {F}")
-    if out is None:
-        out = np.empty(x.shape, dtype=np.float64)
-    x = x.astype(np.float64, copy=False)
-    inner = out[..., h:F - h]
-    np.subtract(x[..., h + 1:F - h + 1], x[..., h - 1:F - h - 1], out=inner)
+    # each shift is one pass over all rows laid end to end (a (N, 20, 97) stack took 3x as
+    # long row by row): a difference that reaches into the next row lands in the first or
+    # last h frames of a row, which are overwritten with the edge slopes below
+    flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)  # cast once: exact
+    L = flat.shape[0]
+    d = np.empty(x.shape, dtype=np.float64)
+    inner = d.reshape(-1)[h:L - h]
+    np.subtract(flat[h + 1:L - h + 1], flat[h - 1:L - h - 1], out=inner)
+    step = np.empty_like(inner)
     for k in range(2, h + 1):
-        inner += k * (x[..., h + k:F - h + k] - x[..., h - k:F - h - k])
+        np.subtract(flat[h + k:L - h + k], flat[h - k:L - h - k], out=step)
+        step *= k
+        inner += step
     inner /= 2 * sum(k * k for k in range(1, h + 1))
-    out[..., :h] = out[..., h:h + 1]
-    out[..., F - h:] = out[..., F - h - 1:F - h]
+    d[..., :h] = d[..., h:h + 1]
+    d[..., F - h:] = d[..., F - h - 1:F - h]
+    if out is None:
+        return d
+    out[...] = d
     return out
 
 
