@@ -250,3 +250,22 @@ def test_fft_and_dct_are_scipys():
         want = scipy.fft.dct(np.eye(n_in), type=2, norm="ortho", axis=0)[:n_out]
         np.testing.assert_allclose(sp.dct_matrix(n_in, n_out), want, rtol=0, atol=1e-7)
         assert not np.any(sp.dct_matrix(n_in, n_out)[np.abs(want) > 1e-12] == 0)
+
+
+def test_delta_of_stacked_rows_is_each_rows_own_delta_bit_for_bit(rng):
+    """delta runs its shifted differences over all rows laid end to end; the differences that
+    reach into a neighbouring row must all be overwritten by the edge slopes, and a row's
+    numbers must not depend on what is stacked with it (a streamed window equals the offline
+    one). float32 in is cast exactly; ``out`` may be a strided slice."""
+    from features import spectral as sp
+
+    x = (rng.standard_normal((6, 5, 23)) * 30).astype(np.float32)
+    x[2, 3] += 1e4  # a loud neighbour would leak into the rows beside it
+    one_by_one = np.stack([[sp.delta(row.astype(np.float64), 9) for row in rows] for rows in x])
+    assert np.array_equal(sp.delta(x, 9), one_by_one)
+    out = np.zeros((6, 9, 23))
+    sp.delta(x.transpose(1, 0, 2).transpose(1, 0, 2), 9, out=out[:, 2:7])
+    assert np.array_equal(out[:, 2:7], one_by_one) and not out[:, :2].any()
+    # and a row alone is the Savitzky-Golay slope: a straight line's delta is its slope
+    line = 0.25 * np.arange(23) - 3.0
+    np.testing.assert_allclose(sp.delta(line, 9), np.full(23, 0.25), rtol=1e-12)
