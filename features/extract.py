@@ -396,16 +396,16 @@ class IncrementalFeatures:
     """Streaming features for one stream: push samples, get the vectors of completed windows.
 
     Each pushed hop costs only the STFT frames it completes; frame rows live in a ring of one
-    window's frames (written twice so the newest window is always one contiguous slice).
+    window's frames, from which a completed window is copied out in order.
     Windows start at stream sample 0 and every window hop, exactly as :func:`signal_windows`.
-    Memory: ``2 * frames_per_window * width`` float32 plus ``n_fft`` samples.
+    Memory: ``frames_per_window * width`` float32 plus ``n_fft`` samples.
     """
 
     def __init__(self, cfg: FeatureConfig):
         self.cfg = cfg
         self.analyzer = _analyzer(cfg)
         self._cap = cfg.frames_per_window
-        self._rows = np.zeros((2 * self._cap, self.analyzer.layout.width), dtype=np.float32)
+        self._rows = np.zeros((self._cap, self.analyzer.layout.width), dtype=np.float32)
         self._tail = np.zeros(0, dtype=np.float32)  # samples not yet consumed by a full frame
         self.samples_seen = 0
         self.frames_done = 0
@@ -445,24 +445,27 @@ class IncrementalFeatures:
             self._write(rows[done:upto])
             done = upto
             if self.frames_done == next_end:
-                lo = (next_end - F) % F
-                out.append(((next_end - F) * cfg.hop_length, self._rows[lo:lo + F].copy()))
+                out.append(((next_end - F) * cfg.hop_length, self._window()))
                 self.windows_done += 1
         return out
 
     def _write(self, rows: np.ndarray) -> None:
-        """Ring update: each frame row at positions i and i + F (so any F-frame run is one slice)."""
+        """Ring update: frame i at position i % F."""
         F = self._cap
         keep = rows[-F:]  # older rows would be overwritten within this call anyway
         pos = (self.frames_done + len(rows) - len(keep)) % F
         head = min(len(keep), F - pos)
-        for base in (pos, pos + F):
-            self._rows[base:base + head] = keep[:head]
-        if head < len(keep):  # wrapped: the rest starts at ring position 0 (and F)
-            rest = keep[head:]
-            self._rows[:len(rest)] = rest
-            self._rows[F:F + len(rest)] = rest
+        self._rows[pos:pos + head] = keep[:head]
+        if head < len(keep):  # wrapped: the rest starts at ring position 0
+            self._rows[:len(keep) - head] = keep[head:]
         self.frames_done += len(rows)
+
+    def _window(self) -> np.ndarray:
+        """A copy of the last F frame rows, oldest first (the ring holds exactly those)."""
+        lo = self.frames_done % self._cap  # the oldest frame's position
+        if lo == 0:
+            return self._rows.copy()
+        return np.concatenate((self._rows[lo:], self._rows[:lo]))
 
     def flush(self) -> list:
         """End of stream: zero-pad so a stream shorter than one window still yields one."""
