@@ -234,9 +234,11 @@ def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
     Z ``(N, D, F)``, mask ``(N, F)`` -> ``(N, len(stats), D)``.
     """
     Z = np.asarray(Z, dtype=np.float64)  # no copy for the frame statistics; flux is float32
-    m = mask[:, None, :]
+    # inactive frames are zeroed for the sums and sorted last as +inf; when every frame is
+    # active (steady sound: most windows) the masking is skipped -- the same numbers
+    inactive = None if mask.all() else ~mask[:, None, :]
     count = mask.sum(axis=1)[:, None]  # (N, 1), >= 1
-    mean = np.where(m, Z, 0).sum(axis=2) / count
+    mean = (Z if inactive is None else np.where(inactive, 0, Z)).sum(axis=2) / count
     out = []
     sorted_z = None
     rows_n = np.arange(Z.shape[0])
@@ -244,12 +246,17 @@ def _masked_stats(Z: np.ndarray, mask: np.ndarray, stats) -> np.ndarray:
         if s == "mean":
             out.append(mean)
         elif s == "std":
-            dev = np.where(m, Z - mean[:, :, None], 0)
+            dev = Z - mean[:, :, None]
+            if inactive is not None:
+                np.copyto(dev, 0.0, where=inactive)
             out.append(np.sqrt((dev * dev).sum(axis=2) / count))
         else:  # percentile, numpy's default 'linear' rule over the active frames
             if sorted_z is None:  # float32 sorts faster; only the deltas were not float32
                 # already, and the vector is rounded to float32 at the end anyway
-                sorted_z = np.sort(np.where(m, Z, np.inf).astype(np.float32), axis=2)
+                sorted_z = Z.astype(np.float32)
+                if inactive is not None:
+                    np.copyto(sorted_z, np.inf, where=inactive)
+                sorted_z.sort(axis=2)
             pos = (float(s[1:]) / 100.0) * (count[:, 0] - 1)  # (N,)
             lo = np.floor(pos).astype(np.intp)
             hi = np.minimum(lo + 1, count[:, 0] - 1)

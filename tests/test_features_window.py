@@ -43,6 +43,26 @@ def test_stats_are_masked_over_active_frames(rng):
     assert v[names.index("active_fraction")] == pytest.approx(core.mean())
 
 
+def test_a_window_does_not_depend_on_the_activity_of_the_windows_beside_it(rng):
+    """Statistics skip the masking when every frame of a pass is active (steady sound): a
+    steady window's vector is numpy's statistics over all its frames, and the same bit for
+    bit whether its pass is all active or shares it with a partly active window."""
+    t = np.arange(16000) / 16000
+    steady = (0.2 * np.sin(2 * np.pi * 440 * t) + 0.01 * rng.standard_normal(16000))
+    an, lay, names = FrameAnalyzer(CFG), FrameLayout(CFG), feature_names(CFG)
+    steady_rows = an.frame_rows(steady.astype(np.float32))
+    bursty_rows = an.frame_rows(speechy(rng)[:16000])
+    alone = window_vectors(steady_rows[None], CFG)[0]
+    cent = steady_rows[:, lay.scalar["centroid"]].astype(np.float64)
+    for stat, ref in [("mean", cent.mean()), ("std", cent.std()),
+                      ("p10", np.percentile(cent, 10)), ("p90", np.percentile(cent, 90))]:
+        assert alone[names.index(f"centroid_{stat}")] == pytest.approx(ref, rel=1e-5)
+    assert alone[names.index("active_fraction")] == 1.0
+    mixed = window_vectors(np.stack([bursty_rows, steady_rows]), CFG)
+    np.testing.assert_array_equal(mixed[1], alone)
+    np.testing.assert_array_equal(mixed[0], window_vectors(bursty_rows[None], CFG)[0])
+
+
 def test_gain_invariance_with_loudness_normalisation(rng):
     y = speechy(rng, noise=0.003)  # floor well above the -100 dB clamp even after -20 dB
     _, a = signal_windows(y, CFG)
