@@ -403,6 +403,34 @@ def clip_vector(y: np.ndarray, cfg: FeatureConfig) -> np.ndarray:
     return window_vectors(rows[None], cfg)[0]
 
 
+def gather_frames(taken: list, cfg: FeatureConfig) -> np.ndarray:
+    """The frames of many :meth:`IncrementalFeatures.take_samples` results, in order, as one
+    float32 array ``(sum of n, n_fft)``: every stream's pieces go into one buffer, each stream
+    starting on a multiple of ``hop_length``, so all frames are rows of one strided view and
+    one gather copies them (per stream, a concatenation and a frame view cost ~4x as much)."""
+    hop, pieces, starts, counts, at = cfg.hop_length, [], [], [], 0
+    for parts, n in taken:
+        length = 0
+        for part in parts:
+            if part.shape[0]:
+                pieces.append(part)
+                length += part.shape[0]
+        if n:
+            starts.append(at // hop)
+            counts.append(n)
+        pad = -length % hop
+        if pad:
+            pieces.append(np.zeros(pad, np.float32))
+        at += length + pad
+    if not counts:
+        return np.empty((0, cfg.n_fft), np.float32)
+    frames = sp.frame(np.concatenate(pieces), cfg.n_fft, hop)
+    counts = np.asarray(counts)
+    rows = np.arange(counts.sum()) + np.repeat(np.asarray(starts) - (np.cumsum(counts) - counts),
+                                               counts)
+    return frames[rows]
+
+
 class IncrementalFeatures:
     """Streaming features for one stream: push samples, get the vectors of completed windows.
 
@@ -433,15 +461,25 @@ class IncrementalFeatures:
     # The two halves of push, for callers that analyse many streams' frames in one call
     # (the Kafka consumer): frames are independent, so batching changes no number.
     def take_frames(self, samples: np.ndarray) -> np.ndarray:
-        """Consume samples; return the raw frames ``(n, n_fft)`` they complete: a read-only view
-        of ``samples`` (or of a private buffer), to be analysed before ``samples`` changes."""
+        """Consume samples; return the raw frames ``(n, n_fft)`` they complete (a copy)."""
+        return gather_frames([self.take_samples(samples)], self.cfg)
+
+    def take_samples(self, samples: np.ndarray) -> tuple[tuple, int]:
+        """Consume samples; return ``(pieces, n)``: the ``n`` frames they complete are the first
+        ``n`` frames (hop ``hop_length``) of the pieces laid end to end, which the caller reads
+        (:func:`gather_frames`) before ``samples`` changes. No copy of ``samples`` here: a
+        consumer gathers hundreds of streams' frames in one pass."""
         cfg = self.cfg
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.samples_seen += samples.shape[0]
-        buf = np.concatenate([self._tail, samples]) if self._tail.size else samples
-        frames = sp.frame(buf, cfg.n_fft, cfg.hop_length)
-        self._tail = buf[frames.shape[0] * cfg.hop_length:].copy()
-        return frames  # callers copy anyway (analyse, or concatenate many streams' frames)
+        tail, length = self._tail, self._tail.shape[0] + samples.shape[0]
+        n = 1 + (length - cfg.n_fft) // cfg.hop_length if length >= cfg.n_fft else 0
+        used = n * cfg.hop_length  # samples no later frame starts in
+        if used >= tail.shape[0]:
+            self._tail = samples[used - tail.shape[0]:].copy()
+        else:
+            self._tail = np.concatenate([tail[used:], samples])
+        return (tail, samples), n
 
     def add_rows(self, rows: np.ndarray) -> list:
         """Store analysed frame rows; return ``[(window_start_sample, window_rows), ...]``."""

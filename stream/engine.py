@@ -18,7 +18,7 @@ from audioclf.memory import keep_freed_memory
 from audioclf.postprocess import Hysteresis, Smoother
 from features import IncrementalFeatures
 from features.audio import resample_inputs
-from features.extract import _analyzer, level_index, window_vectors
+from features.extract import _analyzer, gather_frames, level_index, window_vectors
 
 from features.resample import StreamResampler
 
@@ -182,7 +182,7 @@ class Engine:
         return self._score(ready, t0)
 
     def _features(self, chunks, audio: dict) -> list:
-        owners, frames = [], []
+        owners, taken = [], []
         for stream_id, samples, sr in chunks:
             st = self.state(stream_id, sr)
             st.last_seen = time.monotonic()
@@ -191,13 +191,13 @@ class Engine:
                 samples, st.skip = samples[dropped:], st.skip - dropped
             x = st.resampler.process(samples) if st.resampler is not None else samples
             owners.append(st)
-            frames.append(st.features.take_frames(x))
+            taken.append(st.features.take_samples(x))
             if st.audio is not None:  # kept for drift capture: see push_many
                 audio.setdefault(id(st), (st, []))[1].append(x)
         if not owners:
             return []
-        rows = self.analyzer.analyze(np.concatenate(frames))
-        bounds = np.cumsum([0] + [len(f) for f in frames])
+        rows = self.analyzer.analyze(gather_frames(taken, self.cfg))
+        bounds = np.cumsum([0] + [n for _, n in taken])
         pending = []
         for st, lo, hi in zip(owners, bounds[:-1], bounds[1:]):
             for start, window_rows in st.features.add_rows(rows[lo:hi]):

@@ -647,3 +647,37 @@ def test_every_window_of_a_long_push_keeps_its_audio_for_capture():
         start = int(round(p.start * cfg.sr))
         np.testing.assert_array_equal(p.audio, y[start:start + cfg.window_samples])
     assert len(engine.streams["a"].audio) <= 2 * cfg.sr + cfg.window_samples  # still bounded
+
+
+def test_streams_interleaved_in_odd_chunks_equal_each_stream_pushed_alone():
+    """push_many gathers every chunk's new frames from one buffer (each stream's samples
+    placed on the hop grid): chunks shorter than a frame, empty, longer than a window, and a
+    stream several times in one call must give each stream the windows it gives alone."""
+    from train.synthetic import random_soundtrack
+
+    art = load_model(default_model_path())
+    cfg = art.feature_config
+    rng = np.random.default_rng(11)
+    signals = {f"s{k}": random_soundtrack(30 + k, seconds, cfg.sr)
+               for k, seconds in enumerate([1.0, 2.3, 3.1, 1.3])}
+    sizes = [0, 1, 137, 159, 160, 511, 512, 513, 1600, 7919, 20000]
+    pieces = {sid: [] for sid in signals}
+    for sid, y in signals.items():
+        at = 0
+        while at < len(y):
+            n = int(rng.choice(sizes))
+            pieces[sid].append(y[at:at + n])
+            at += n
+    order = [sid for sid, ps in pieces.items() for _ in ps]
+    rng.shuffle(order)  # streams interleaved, the same stream often twice in a row
+    taken = {sid: iter(ps) for sid, ps in pieces.items()}
+    chunks = [(sid, next(taken[sid]), cfg.sr) for sid in order]
+    engine, got = Engine(art), []
+    for i in range(0, len(chunks), 7):  # calls of several chunks (one poll batch each)
+        got += engine.push_many(chunks[i:i + 7])
+    for sid, y in signals.items():
+        alone = Engine(art).push(sid, y)
+        mine = [p for p in got if p.stream_id == sid]
+        assert [p.start for p in mine] == [p.start for p in alone] and alone
+        np.testing.assert_allclose(np.stack([p.vector for p in mine]),
+                                   np.stack([p.vector for p in alone]), rtol=1e-6, atol=1e-6)
