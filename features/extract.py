@@ -86,11 +86,13 @@ class FrameAnalyzer:
         cfg, lay = self.cfg, self.layout
         raw = frames.astype(np.float64)  # for the RMS; then windowed in place for the FFT
         rms_db = sp.power_to_db(sp.rms(raw) ** 2)
-        power = sp.power_spectrum(sp.stft_frames(raw, cfg.win_length, overwrite=True))  # (n, n_bins)
+        # |X| (hypot) and its square: one pass over the complex spectrum fewer than re²+im²
+        # and its square root
+        magnitude = np.abs(sp.stft_frames(raw, cfg.win_length, overwrite=True))  # (n, n_bins)
+        power = magnitude * magnitude
         log_mel = sp.power_to_db(power @ self.mel_fb.T)  # (n, n_mels)
         out[:, lay.logmel] = log_mel
         out[:, lay.mfcc] = log_mel @ self.dct.T
-        magnitude = np.sqrt(power)  # (n, n_bins)
         sums = magnitude @ self.magnitude_sums  # raw moments and the roll-off's block sums
         centroid, bandwidth = sp.moments_to_centroid_bandwidth(sums[:, :3])
         out[:, lay.scalar["centroid"]] = centroid
@@ -444,6 +446,7 @@ class IncrementalFeatures:
         self.cfg = cfg
         self.analyzer = _analyzer(cfg)
         self._cap = cfg.frames_per_window
+        self._step = cfg.frames_per_window_hop  # (a computed property: read once)
         self._rows = np.zeros((self._cap, self.analyzer.layout.width), dtype=np.float32)
         self._tail = np.zeros(0, dtype=np.float32)  # samples not yet consumed by a full frame
         self.samples_seen = 0
@@ -483,8 +486,7 @@ class IncrementalFeatures:
 
     def add_rows(self, rows: np.ndarray) -> list:
         """Store analysed frame rows; return ``[(window_start_sample, window_rows), ...]``."""
-        cfg, F = self.cfg, self._cap
-        step = cfg.frames_per_window_hop
+        cfg, F, step = self.cfg, self._cap, self._step
         out, done, n = [], 0, rows.shape[0]
         while done < n:
             # write up to the end of the next window (or all rows), then cut that window out
