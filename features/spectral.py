@@ -83,11 +83,6 @@ def stft(y: np.ndarray, n_fft: int = 512, hop_length: int = 160, win_length: int
     return np.swapaxes(spec, -1, -2)
 
 
-def power_spectrum(spec: np.ndarray) -> np.ndarray:
-    """``|X|**2``."""
-    return spec.real * spec.real + spec.imag * spec.imag
-
-
 def fft_frequencies(sr: float, n_fft: int) -> np.ndarray:
     """Centre frequency (Hz) of each rfft bin, ``(n_fft//2+1,)``."""
     return np.fft.rfftfreq(n_fft, 1.0 / sr)
