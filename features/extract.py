@@ -102,8 +102,8 @@ class FrameAnalyzer:
         out[:, lay.scalar["flatness"]] = sp.power_flatness(power)
         out[:, lay.scalar["zcr"]] = sp.zero_crossing_rate(frames)
         out[:, lay.scalar["rms_db"]] = rms_db
-        out[:, lay.contrast] = sp.spectral_contrast(magnitude.T, cfg.sr, cfg.n_fft, cfg.contrast_fmin,
-                                                    cfg.contrast_bands).T
+        out[:, lay.contrast] = sp.spectral_contrast(magnitude.T, cfg.sr, cfg.n_fft,
+                                                    cfg.contrast_fmin, cfg.contrast_bands).T
 
     def frame_rows(self, y: np.ndarray) -> np.ndarray:
         """Rows for every full frame of ``y`` (frame t starts at sample ``t*hop_length``)."""
