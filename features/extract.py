@@ -60,7 +60,7 @@ class FrameAnalyzer:
         out = np.empty((frames.shape[0], self.layout.width), dtype=np.float32)
         # all-zero frames (a short clip's padding, digital silence) share one row: computing it
         # once halves the analysis of a typical padded speech-clip dataset
-        silent = ~frames.any(axis=1) if frames.shape[0] else np.zeros(0, bool)
+        silent = self._silent_frames(frames)
         if silent.any():
             out[silent] = self.silent_row
             live = np.flatnonzero(~silent)
@@ -70,6 +70,18 @@ class FrameAnalyzer:
         for b in range(0, frames.shape[0], self.BLOCK):
             self._analyze_block(frames[b:b + self.BLOCK], out[b:b + self.BLOCK])
         return out
+
+    @staticmethod
+    def _silent_frames(frames: np.ndarray) -> np.ndarray:
+        """Which frames are all zero: only frames whose first, middle and last samples are zero
+        are read whole (sounding audio rarely has any; a full pass cost 2% of the analysis)."""
+        silent = np.zeros(frames.shape[0], bool)
+        n = frames.shape[1]  # (n_frames, n_fft)
+        maybe = np.flatnonzero((frames[:, 0] == 0) & (frames[:, n // 2] == 0)
+                               & (frames[:, n - 1] == 0))
+        if maybe.size:
+            silent[maybe] = ~frames[maybe].any(axis=1)
+        return silent
 
     @property
     def silent_row(self) -> np.ndarray:
