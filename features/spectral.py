@@ -219,8 +219,12 @@ def spectral_moments(S: np.ndarray, freqs: np.ndarray) -> tuple[np.ndarray, np.n
     The same numbers as :func:`spectral_centroid` and :func:`spectral_bandwidth` from one
     matrix product (raw moments, double precision).
     """
-    return moments_to_centroid_bandwidth(S.T @ np.stack([np.ones_like(freqs), freqs,
-                                                         freqs * freqs], axis=1))
+    return moments_to_centroid_bandwidth(S.T @ _moment_weights(freqs))
+
+
+def _moment_weights(freqs: np.ndarray) -> np.ndarray:
+    """``(n_bins, 3)``: columns 1, f and f*f, whose products with a magnitude are its raw moments."""
+    return np.stack([np.ones_like(freqs), freqs, freqs * freqs], axis=1)
 
 
 def moments_to_centroid_bandwidth(moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,8 +244,7 @@ def magnitude_sums_matrix(sr: float, n_fft: int, block: int = 16) -> np.ndarray:
     :func:`moments_to_centroid_bandwidth` and the block sums of :func:`rolloff_bins` in one
     product (two products of the same magnitudes cost nearly twice as much); read-only."""
     freqs = fft_frequencies(sr, n_fft)
-    out = np.concatenate([np.stack([np.ones_like(freqs), freqs, freqs * freqs], axis=1),
-                          _block_cumulator(len(freqs), block)], axis=1)
+    out = np.concatenate([_moment_weights(freqs), _block_cumulator(len(freqs), block)], axis=1)
     out.flags.writeable = False
     return out
 

@@ -108,6 +108,16 @@ def test_delta_matches(signal):
     close(sp.delta(m, 9), librosa.feature.delta(m, width=9))
 
 
+def test_moments_from_one_product_equal_librosa_centroid_and_bandwidth(signal):
+    """spectral_moments (and the analysis's fused product) from raw moments; silent frames 0."""
+    S = np.abs(sp.stft(signal, N_FFT, HOP))
+    S[:, :3] = 0.0
+    centroid, bandwidth = sp.spectral_moments(S, sp.fft_frequencies(SR, N_FFT))
+    close(centroid[3:], librosa.feature.spectral_centroid(S=S, sr=SR)[0, 3:])
+    close(bandwidth[3:], librosa.feature.spectral_bandwidth(S=S, sr=SR)[0, 3:])
+    assert not centroid[:3].any() and not bandwidth[:3].any()
+
+
 def test_dct_matrix_is_ortho_dct():
     import scipy.fft
     x = np.random.default_rng(3).standard_normal((40, 7))
