@@ -421,7 +421,8 @@ def gather_frames(taken: list, cfg: FeatureConfig) -> np.ndarray:
     """The frames of many :meth:`IncrementalFeatures.take_samples` results, in order, as one
     float32 array ``(sum of n, n_fft)``: every stream's pieces go into one buffer, each stream
     starting on a multiple of ``hop_length``, so all frames are rows of one strided view and
-    one gather copies them (per stream, a concatenation and a frame view cost ~4x as much)."""
+    one gather copies them (1.0 ms for 256 chunks of 100 ms, against 1.1 for a concatenation
+    and a frame view per stream and then a concatenation of them all)."""
     hop, pieces, starts, counts, at = cfg.hop_length, [], [], [], 0
     for parts, n in taken:
         length = 0
