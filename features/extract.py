@@ -468,18 +468,16 @@ class IncrementalFeatures:
 
     def push(self, samples: np.ndarray) -> list:
         """Add mono float32 samples; return ``[(window_start_sample, vector), ...]`` completed."""
-        ready = self.add_rows(self.analyzer.analyze(self.take_frames(samples)))
+        frames = gather_frames([self.take_samples(samples)], self.cfg)
+        ready = self.add_rows(self.analyzer.analyze(frames))
         if not ready:
             return []
         X = window_vectors(np.stack([w for _, w in ready]), self.cfg)
         return list(zip([s for s, _ in ready], X))
 
-    # The two halves of push, for callers that analyse many streams' frames in one call
-    # (the Kafka consumer): frames are independent, so batching changes no number.
-    def take_frames(self, samples: np.ndarray) -> np.ndarray:
-        """Consume samples; return the raw frames ``(n, n_fft)`` they complete (a copy)."""
-        return gather_frames([self.take_samples(samples)], self.cfg)
-
+    # The two halves of push (with gather_frames between them), for callers that analyse many
+    # streams' frames in one call (the engine): frames are independent, so batching changes
+    # no number.
     def take_samples(self, samples: np.ndarray) -> tuple[tuple, int]:
         """Consume samples; return ``(pieces, n)``: the ``n`` frames they complete are the first
         ``n`` frames (hop ``hop_length``) of the pieces laid end to end, which the caller reads
