@@ -185,7 +185,7 @@ class ConsumeService:
                     break
                 # while the worker scores batch N: fetch and decode N+1 ...
                 try:
-                    batch = self.consumer.poll(timeout_ms=300)
+                    batch = self._poll_prefetching()
                 except RetriableError as exc:  # the broker is away: kafka-python reconnects
                     self._log({"event": "poll-retry", "error": f"{type(exc).__name__}: {exc}"})
                     time.sleep(0.2)
@@ -230,6 +230,22 @@ class ConsumeService:
         return summary
 
     # ------------------------------------------------------------------ one batch
+    def _poll_prefetching(self) -> dict:
+        """One poll batch, with the next fetch already on its way to the broker.
+
+        kafka-python 3 sends a fetch only when a poll finds its buffer empty, so a poll that
+        had to wait for a fetch returns without sending the next one: the broker would sit
+        idle while the batch is scored, and the next poll wait for a whole fetch (measured:
+        polls waited ~0.18 s of every ~0.36 s). Sending it here is the fetcher's own call
+        (kafka-python 2 and 3; it skips partitions that have a fetch in flight or data
+        buffered). Not a poll: a poll may rebalance, and this batch predates it.
+        """
+        batch = self.consumer.poll(timeout_ms=300)
+        send_fetches = getattr(getattr(self.consumer, "_fetcher", None), "send_fetches", None)
+        if batch and send_fetches is not None:  # private: only a speed-up if it moves
+            send_fetches()
+        return batch
+
     @staticmethod
     def _decode(batch: dict) -> list:
         """``[(tp, message, AudioChunk or BadMessage)]`` in poll order (pure: no state)."""

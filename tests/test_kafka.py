@@ -976,6 +976,38 @@ def test_transient_poll_error_does_not_stop_the_service(bootstrap, monkeypatch):
     assert log.getvalue().count('"poll-retry"') == 2
 
 
+def test_a_poll_batch_leaves_the_next_fetch_in_flight(bootstrap):
+    """While a batch is scored the broker is already answering the next fetch: a poll made
+    later finds its records buffered and needs no wait. (kafka-python 3 alone sends the next
+    fetch only at the start of the next poll, so a poll with no time to wait gets nothing.)
+    Small fetches, so the topic takes several."""
+    from kafka import TopicPartition
+
+    from stream import consume
+    from stream.kafka_io import make_consumer
+    topic = uid("audio")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, {"dev": stream_audio(3, 2.0)})  # 20 messages of 3.2 kB
+    opts = {"bootstrap_servers": [bootstrap], "fetch_max_bytes": 20_000,
+            "max_partition_fetch_bytes": 10_000}
+    svc = consume.ConsumeService(load_model(default_model_path()), opts, [topic], uid("g"),
+                                 uid("pred"))
+    svc.consumer = make_consumer(opts, uid("g"))
+    try:
+        svc.consumer.assign([TopicPartition(topic, 0)])
+        deadline, first = time.monotonic() + 30, {}
+        while not first and time.monotonic() < deadline:
+            first = svc._poll_prefetching()
+        n_first = sum(map(len, first.values()))
+        assert 0 < n_first < 20, n_first  # one fetch did not take the whole topic
+        time.sleep(0.5)  # "scoring": the broker answers the fetch in flight meanwhile
+        later = svc.consumer.poll(timeout_ms=0)
+        offsets = [m.offset for ms in later.values() for m in ms]
+        assert offsets and offsets[0] == n_first, (n_first, offsets)
+    finally:
+        svc.consumer.close()
+
+
 @pytest.mark.parametrize("interval", [0.0, 600.0])
 def test_commit_interval_spaces_commits_and_exit_commits_all(bootstrap, interval):
     """Acknowledged offsets are committed after every batch with ``commit_interval=0``, at
